@@ -1,0 +1,37 @@
+# landmarks: two commands. `make report` regenerates the report (cpu profile); `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export MPLBACKEND := Agg
+PROFILE ?= cpu
+
+.PHONY: install report test smoke export clean-nbs lab bench
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt setup.py settings.ini
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+report: install
+	$(PY) -m landmarks.cli report --profile $(PROFILE)
+
+smoke: install
+	$(PY) -m landmarks.cli report --profile smoke
+
+test: install
+	$(PY) tools/run_tests.py
+
+export: install
+	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean
+
+lab: install
+	$(VENV)/bin/jupyter lab nbs/
+
+bench: install
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,0 +1,46 @@
+"""Run every test of the project: `nbdev_test` over nbs/ and pytest over tests/, then print one
+`N passed, N failed` line that counts both (notebooks count one test each)."""
+import os, re, subprocess, sys, tempfile, time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[1]
+bindir = Path(sys.executable).parent
+env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", MPLBACKEND='Agg',
+           TF_CPP_MIN_LOG_LEVEL='2', PYTHONHASHSEED='0')
+
+def tee(cmd):
+    "Run `cmd`, echo its output, return (returncode, output)."
+    p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = []
+    for line in p.stdout:
+        sys.stdout.write(line); sys.stdout.flush(); out.append(line)
+    return p.wait(), ''.join(out)
+
+t0 = time.time()
+workers = os.environ.get('NBDEV_WORKERS', '2')
+rc_nb, out = tee([str(bindir/'nbdev_test'), '--do_print', '--timing', '--n_workers', workers])
+started = [l.split(' ', 1)[1].strip() for l in out.splitlines() if l.startswith('Starting ')]
+failed_nbs = []
+if 'nbdev Tests Failed On The Following Notebooks:' in out:
+    tail = out.split('nbdev Tests Failed On The Following Notebooks:', 1)[1]
+    failed_nbs = re.findall(r'^\t+(\S+\.ipynb)\s*$', tail, flags=re.M)
+if rc_nb != 0 and not failed_nbs: failed_nbs = ['nbdev_test (exit %d)' % rc_nb]
+nb_passed, nb_failed = len(started) - len(failed_nbs), len(failed_nbs)
+print(f'notebooks: {nb_passed} passed, {nb_failed} failed in {time.time()-t0:.0f}s', flush=True)
+
+with tempfile.TemporaryDirectory() as d:
+    xml = Path(d)/'pytest.xml'
+    rc_py, _ = tee([sys.executable, '-m', 'pytest', 'tests', '-q', '-p', 'no:cacheprovider', f'--junitxml={xml}'])
+    py_total = py_fail = py_skip = 0
+    if xml.exists():
+        for s in ET.parse(xml).getroot().iter('testsuite'):
+            py_total += int(s.get('tests', 0)); py_skip += int(s.get('skipped', 0))
+            py_fail += int(s.get('failures', 0)) + int(s.get('errors', 0))
+if rc_py not in (0, 5) and py_fail == 0: py_fail = 1   # pytest itself broke (collection, usage)
+passed = nb_passed + py_total - py_fail - py_skip
+failed = nb_failed + py_fail
+if failed_nbs: print('failed notebooks: ' + ', '.join(failed_nbs))
+print(f'total time {time.time()-t0:.0f}s')
+print(f'{passed} passed, {failed} failed' + (f', {py_skip} skipped' if py_skip else ''))
+sys.exit(1 if failed else 0)
