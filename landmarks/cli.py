@@ -7,6 +7,8 @@ __all__ = ['COMMANDS', 'resolve', 'main']
 
 # %% ../nbs/99_cli.ipynb #dce2bf50
 import importlib, sys
+from fastcore.script import _run_cli
+
 
 # %% ../nbs/99_cli.ipynb #3c369811
 COMMANDS = {  # name: (module, function, summary)
@@ -42,8 +44,9 @@ def main(argv:list=None):
     name, rest = argv[0], argv[1:]
     if name == 'recognize' and '--by-retrieval' in rest: rest.remove('--by-retrieval')
     func = resolve(name, argv[1:])
-    sys.argv = [f'landmarks {name}', *rest]
-    return func()
+    if not hasattr(func, '__wrapped__'): return func(rest)   # a plain function parses its own arguments
+    sys.argv = [f'landmarks {name}', *rest]                  # a call_parse function: parse as if run as a script
+    return _run_cli(func.__wrapped__, False)
 
 # %% ../nbs/99_cli.ipynb #4692c999
 if __name__ == '__main__': main()

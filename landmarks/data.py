@@ -178,13 +178,13 @@ def render_clutter(rng, size:int=256, difficulty:float=0.5):
 # %% ../nbs/00_data.ipynb #9c1a6390
 def zipf_counts(n_classes:int, total:int, zipf:float=1.2, singles:float=0.1) -> np.ndarray:
     "Images per class: Zipf shares of `total`, the last `singles` fraction of the classes with exactly one."
+    if total < n_classes: raise ValueError(f'parameter n_train={total} must be >= n_landmarks={n_classes}')
     n_single = max(1, int(round(n_classes*singles))) if n_classes > 1 else 0
     head = n_classes - n_single
-    if total < n_classes: raise ValueError(f'parameter n_train={total} must be >= n_landmarks={n_classes}')
     w = np.arange(1, head+1, dtype=float)**-zipf
-    counts = np.maximum(1, np.floor(w/w.sum()*(total-n_single))).astype(int)
-    counts[0] += (total - n_single) - counts.sum()
-    if counts[0] < 1: raise ValueError(f'parameter n_train={total} too small for {n_classes} landmarks')
+    rest = total - n_single - head                     # every class has one image; the rest is shared by Zipf
+    counts = 1 + np.floor(w/w.sum()*rest).astype(int)
+    counts[0] += total - n_single - counts.sum()
     return np.concatenate([counts, np.ones(n_single, int)])
 
 # %% ../nbs/00_data.ipynb #5ab1783a
