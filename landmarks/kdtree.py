@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['Neighbours', 'pack_geometry', 'unpack_geometry', 'delf_like', 'Index', 'recall_at_k', 'build_index']
 
-# %% ../nbs/05_kdtree.ipynb #4a7b7baf
+# %% ../nbs/05_kdtree.ipynb #75b5fc15
 import json, math, pickle, shutil
 from collections import namedtuple
 from pathlib import Path
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .data import atomic_path
 
-# %% ../nbs/05_kdtree.ipynb #35db7f54
+# %% ../nbs/05_kdtree.ipynb #539004f4
 def pack_geometry(images, # (N,) image numbers, 0 <= image < 2**31
                   locations, # (N,2) keypoint (y, x) in pixels, 0 <= y, x < 32768
                  )->np.ndarray: # (N,) int64
@@ -31,7 +31,7 @@ def pack_geometry(images, # (N,) image numbers, 0 <= image < 2**31
         raise ValueError(f"pack_geometry: locations must lie in [0, 32767.5] px, got {yx.min()/2}..{yx.max()/2}")
     return (images << 32) | (yx[:, 0] << 16) | yx[:, 1]
 
-# %% ../nbs/05_kdtree.ipynb #eafcdff3
+# %% ../nbs/05_kdtree.ipynb #e6611f21
 def unpack_geometry(packed): # int64 array of any shape, -1 for "no feature"
     "Image numbers (int32, -1 where missing) and (y, x) locations (float32, shape + (2,)) from packed ids."
     packed = np.asarray(packed, np.int64)
@@ -39,7 +39,7 @@ def unpack_geometry(packed): # int64 array of any shape, -1 for "no feature"
     yx = np.stack([(packed >> 16) & 0xFFFF, packed & 0xFFFF], -1).astype(np.float32) / 2
     return images, np.where(packed[..., None] < 0, np.nan, yx).astype(np.float32)
 
-# %% ../nbs/05_kdtree.ipynb #19428829
+# %% ../nbs/05_kdtree.ipynb #d79e2755
 def delf_like(n:int, # number of descriptors
               dim:int=40, # dimensions (PCA order: variance decays with the index)
               n_clusters:int=1000, # visual-word-like cluster centres
@@ -57,7 +57,7 @@ def delf_like(n:int, # number of descriptors
         out[s:e] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
-# %% ../nbs/05_kdtree.ipynb #3be252e4
+# %% ../nbs/05_kdtree.ipynb #307ffeac
 def _project(x, dim, pca=None):
     "Descriptors in the index's space: `pca.transform(x, dim)`, or (already PCA-ordered) truncated and L2-normalised."
     x = np.asarray(x, np.float32)
@@ -67,7 +67,7 @@ def _project(x, dim, pca=None):
     x = x[:, :dim]
     return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), np.float32)
 
-# %% ../nbs/05_kdtree.ipynb #4e39f77f
+# %% ../nbs/05_kdtree.ipynb #d7dc19f9
 Neighbours = namedtuple('Neighbours', 'distances images locations')  # (n,k) float32, (n,k) int32 (-1 none), (n,k,2) float32
 
 _DIMS = {'kdtree': 10, 'ivfpq': 40, 'flat': 40}
@@ -80,11 +80,13 @@ def _ivfpq_settings(n, dim, nlist=None, m=None, nbits=None, nprobe=16):
     nbits = nbits or max(1, min(8, int(math.log2(max(n, 2)))))
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe, nlist)))
 
-# %% ../nbs/05_kdtree.ipynb #18398117
+# %% ../nbs/05_kdtree.ipynb #925fbbec
 class Index:
     "Nearest neighbours of local descriptors; each stored feature knows its image and keypoint."
-    def __init__(self, kind, engine, image_ids, settings, pca=None, geometry=None):
+    def __init__(self, kind, engine, image_ids, settings, pca=None, geometry=None, image_sizes=None):
         self.kind, self.engine, self.image_ids, self.settings, self.pca = kind, engine, list(image_ids), settings, pca
+        self.image_sizes = None if image_sizes is None else np.asarray(image_sizes, np.int32).reshape(-1, 2)  # (h, w)
+        self.number = {i: n for n, i in enumerate(self.image_ids)}  # image id -> image number
         self.geometry = geometry  # packed int64 per stored feature (kdtree only; faiss keeps it as the ids)
         self.dim, self.pca_path = settings['dim'], None
 
@@ -93,7 +95,7 @@ class Index:
 
     def __repr__(self): return f"Index({self.kind}, {self.ntotal:,} features, {len(self.image_ids):,} images, {self.settings})"
 
-# %% ../nbs/05_kdtree.ipynb #495af2f5
+# %% ../nbs/05_kdtree.ipynb #f79a4c13
 def _faiss_engine(kind, x, packed, settings, seed, chunk):
     "A trained and filled faiss index (flat or IVF-PQ) whose ids are the packed geometry."
     d = x.shape[1]
@@ -110,7 +112,7 @@ def _faiss_engine(kind, x, packed, settings, seed, chunk):
         index.add_with_ids(x[i:i + chunk], packed[i:i + chunk])
     return index
 
-# %% ../nbs/05_kdtree.ipynb #86330dd3
+# %% ../nbs/05_kdtree.ipynb #bc120ad1
 @classmethod
 def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
                  descriptors, # (N,D) float descriptors (raw with `pca`, else PCA-ordered)
@@ -118,6 +120,7 @@ def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
                  locations, # (N,2) keypoint (y, x) in pixels
                  image_ids=None, # the database image ids (default: 0..max image)
                  pca=None, # an object with .transform(x, dim) (landmarks.pca.load_pca), or None
+                 image_sizes=None, # (n_images, 2) (h, w) of each database image, for the saliency filter
                  seed:int=0, # seeds faiss's k-means
                  chunk:int=1_000_000, # vectors added at a time
                  **settings): # dim; ivfpq: nlist, m, nbits, nprobe; kdtree: leafsize
@@ -135,11 +138,11 @@ def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
     else:
         s = dict(dim=dim, **(_ivfpq_settings(len(x), dim, **settings) if kind == 'ivfpq' else {}))
         engine, geometry = _faiss_engine(kind, x, packed, s, seed, chunk), None
-    return cls(kind, engine, image_ids, s, pca=pca, geometry=geometry)
+    return cls(kind, engine, image_ids, s, pca=pca, geometry=geometry, image_sizes=image_sizes)
 
 Index.from_arrays = _from_arrays
 
-# %% ../nbs/05_kdtree.ipynb #0552e4a9
+# %% ../nbs/05_kdtree.ipynb #e46b1d84
 def _search_chunk(self, x, k):
     "Distances and packed ids of the k nearest stored features of projected queries `x`."
     if self.kind == 'kdtree':
@@ -169,7 +172,7 @@ def _search(self, descriptors, # (n,D) query descriptors, raw or PCA-ordered lik
 
 Index._search_chunk, Index.search = _search_chunk, _search
 
-# %% ../nbs/05_kdtree.ipynb #1f332e9a
+# %% ../nbs/05_kdtree.ipynb #f3452b29
 def recall_at_k(found:Neighbours, # an index's answer
                 exact:Neighbours, # the exact (flat) answer for the same queries
                )->float:
@@ -180,13 +183,14 @@ def recall_at_k(found:Neighbours, # an index's answer
     hits = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, (b >= 0).sum()) for a, b in zip(f, e)]
     return float(np.mean(hits))
 
-# %% ../nbs/05_kdtree.ipynb #090e33b0
+# %% ../nbs/05_kdtree.ipynb #ba1b2420
 def _save(self, path)->Path:
     "Write the index to folder `path`; `meta.json`, written last and atomically, marks it complete. Returns `path`."
     path = Path(path)
     if path.exists(): shutil.rmtree(path)
     path.mkdir(parents=True)
-    meta = dict(kind=self.kind, settings=self.settings, ntotal=self.ntotal, image_ids=self.image_ids)
+    meta = dict(kind=self.kind, settings=self.settings, ntotal=self.ntotal, image_ids=self.image_ids,
+                image_sizes=None if self.image_sizes is None else self.image_sizes.tolist())
     if self.kind == 'kdtree':
         np.save(path / 'geometry.npy', np.asarray(self.geometry, np.int64))
         with open(path / 'kdtree.pkl', 'wb') as f: pickle.dump(self.engine, f, protocol=5)
@@ -214,7 +218,8 @@ def _load(cls, path, # a folder written by `Index.save`
     else:
         flag = (faiss.IO_FLAG_MMAP if meta['kind'] == 'ivfpq' else faiss.IO_FLAG_MMAP_IFC) if mmap else 0
         engine, geometry = faiss.read_index(str(path / 'index.faiss'), flag), None
-    index = cls(meta['kind'], engine, meta['image_ids'], meta['settings'], pca=pca, geometry=geometry)
+    index = cls(meta['kind'], engine, meta['image_ids'], meta['settings'], pca=pca, geometry=geometry,
+                image_sizes=meta.get('image_sizes'))
     index.pca_path = path / meta['pca'] if pca is not None else None
     return index
 
@@ -222,7 +227,7 @@ def _nbytes(path): return sum(f.stat().st_size for f in Path(path).rglob('*') if
 
 Index.save, Index.load = _save, _load
 
-# %% ../nbs/05_kdtree.ipynb #044b60b3
+# %% ../nbs/05_kdtree.ipynb #1aa10e5b
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 out_dir, # the profile's artifact folder; the index goes to out_dir/index/<name>
                 kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat'
@@ -245,17 +250,17 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
     if pca_npz:
         from landmarks.pca import load_pca
         pca = load_pca(pca_npz)
-    ids, desc, imgs, locs = sorted(stored_ids(features_h5)), [], [], []
+    ids, desc, imgs, locs, sizes = sorted(stored_ids(features_h5)), [], [], [], []
     dim = settings.get('dim') or _DIMS.get(kind, 40)
     for s in tqdm(range(0, len(ids), batch), desc=f'reading {features_h5.name}', disable=len(ids) <= batch):
         feats = read_features(features_h5, ids=ids[s:s + batch])
         for j, i in enumerate(ids[s:s + batch]):
-            f = feats[i]
+            f = feats[i]; sizes.append(np.asarray(f['image_size'], np.int32))
             if not len(f['descriptors']): continue
             desc.append(_project(f['descriptors'], dim, pca)); imgs.append(np.full(len(f['descriptors']), s + j, np.int64))
             locs.append(np.asarray(f['locations'], np.float32))
     if not desc: raise ValueError(f"build_index: {features_h5} holds no descriptors")
     index = Index.from_arrays(kind, np.concatenate(desc), np.concatenate(imgs), np.concatenate(locs), image_ids=ids,
-                              seed=seed, dim=dim, **settings)
+                              image_sizes=np.stack(sizes), seed=seed, dim=dim, **settings)
     index.pca, index.pca_path, index.extra = pca, pca_npz, dict(record=record)
     return index.save(path)

@@ -4,16 +4,18 @@
 
 # %% auto #0
 __all__ = ['Candidate', 'shortlist', 'putative_matches', 'apply_affine', 'ransac_affine', 'skimage_ransac', 'synthetic_matches',
-           'verify']
+           'verify', 'neighbours_within', 'search_queries', 'verify_queries']
 
-# %% ../nbs/06_verification.ipynb #a356fdae
+# %% ../nbs/06_verification.ipynb #b2a8769f
 from collections import namedtuple
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from .kdtree import Neighbours
 
-# %% ../nbs/06_verification.ipynb #942d4bf0
+# %% ../nbs/06_verification.ipynb #ededc434
 def shortlist(neighbours:Neighbours, # chapter 05's answer for one query image's features
               top:int=100, # images kept
               exclude=(), # database image numbers never returned (e.g. the query itself)
@@ -28,7 +30,7 @@ def shortlist(neighbours:Neighbours, # chapter 05's answer for one query image's
     order = np.lexsort((ids, -votes))[:top]  # most votes first; ties by image number (deterministic)
     return ids[order].astype(np.int64), votes[order].astype(np.int64)
 
-# %% ../nbs/06_verification.ipynb #1310617d
+# %% ../nbs/06_verification.ipynb #6ab601f3
 def putative_matches(neighbours:Neighbours, # the query's neighbours
                      query_locations, # (n,2) the query features' (y, x)
                      image:int, # a database image number
@@ -39,7 +41,7 @@ def putative_matches(neighbours:Neighbours, # the query's neighbours
     cols = hit[rows].argmax(1)  # the nearest neighbour in that image
     return np.asarray(query_locations, np.float64)[rows], neighbours.locations[rows, cols].astype(np.float64)
 
-# %% ../nbs/06_verification.ipynb #d4b35c8b
+# %% ../nbs/06_verification.ipynb #9608e384
 def _fit_affine(src, dst):
     "Least-squares affine map (3,2) taking [src, 1] to dst."
     X = np.hstack([src, np.ones((len(src), 1))])
@@ -74,18 +76,20 @@ def ransac_affine(src, # (n,2) query keypoints
     else:
         A = np.linalg.pinv(S) @ dst[idx]; ok = np.linalg.matrix_rank(S) == 3
     X = np.hstack([src, np.ones((n, 1))])
-    best, best_key = None, (-1, 0.)
+    best, best_key, thr2 = None, (-1, 0.), residual_threshold ** 2
     step = max(1, chunk // n)
     for t in range(0, max_trials, step):
-        res = np.linalg.norm(np.einsum('nc,tcd->tnd', X, A[t:t + step]) - dst, axis=-1)  # (t, n)
-        inl = (res < residual_threshold) & ok[t:t + step, None]
-        cnt, ssum = inl.sum(1), np.where(inl, res ** 2, 0).sum(1)
-        for j in np.flatnonzero(cnt == cnt.max()):  # ties: smaller residual sum, first drawn wins
-            if (cnt[j], -ssum[j]) > (best_key[0], -best_key[1]): best, best_key = inl[j], (cnt[j], ssum[j])
+        a = A[t:t + step]  # two GEMMs give every model's prediction of every match: (n, t)
+        r2 = (X @ a[:, :, 0].T - dst[:, :1]) ** 2 + (X @ a[:, :, 1].T - dst[:, 1:]) ** 2
+        inl = (r2 < thr2) & ok[None, t:t + step]
+        cnt = inl.sum(0); top = np.flatnonzero(cnt == cnt.max())
+        ssum = np.where(inl[:, top], r2[:, top], 0).sum(0)
+        for j, sj in zip(top, ssum):  # ties: smaller inlier residual sum, first drawn wins
+            if (cnt[j], -sj) > (best_key[0], -best_key[1]): best, best_key = inl[:, j], (cnt[j], sj)
     if best is None or best_key[0] < min_samples: return None, np.zeros(n, bool)
     return _fit_affine(src[best], dst[best]), best
 
-# %% ../nbs/06_verification.ipynb #0de5be63
+# %% ../nbs/06_verification.ipynb #83fe7ea0
 def skimage_ransac(src, dst, residual_threshold:float=20., max_trials:int=1000, min_samples:int=3, seed:int=0):
     "The reference: scikit-image's `ransac` + `AffineTransform`, as DELF calls it; same return as `ransac_affine`."
     from skimage.measure import ransac
@@ -97,7 +101,7 @@ def skimage_ransac(src, dst, residual_threshold:float=20., max_trials:int=1000, 
     if model is None or inliers is None: return None, np.zeros(len(src), bool)
     return model.params[:2].T.copy(), np.asarray(inliers, bool)
 
-# %% ../nbs/06_verification.ipynb #e13d4337
+# %% ../nbs/06_verification.ipynb #60925a96
 def synthetic_matches(n:int=300, # putative matches
                       inlier_frac:float=0.4, # share that follows the affine map
                       noise:float=2., # pixel noise on inliers
@@ -113,7 +117,7 @@ def synthetic_matches(n:int=300, # putative matches
     dst = np.where(truth[:, None], apply_affine(A, src) + rng.normal(0, noise, (n, 2)), rng.uniform(0, size, (n, 2)))
     return src, dst, A, truth
 
-# %% ../nbs/06_verification.ipynb #ca22f661
+# %% ../nbs/06_verification.ipynb #2e249d4d
 Candidate = namedtuple('Candidate', 'image votes inliers src dst mask')
 
 def verify(neighbours:Neighbours, # chapter 05's answer for one query image's features
@@ -130,3 +134,39 @@ def verify(neighbours:Neighbours, # chapter 05's answer for one query image's fe
         _, mask = ransac_affine(s, d, residual_threshold, max_trials, seed=seed) if len(s) >= min_matches else (None, np.zeros(len(s), bool))
         out.append(Candidate(int(img), int(votes), int(mask.sum()), s, d, mask))
     return sorted(out, key=lambda c: (-c.inliers, -c.votes, c.image))
+
+# %% ../nbs/06_verification.ipynb #533b487f
+def neighbours_within(nb:Neighbours, k:int=None, max_distance:float=np.inf)->Neighbours:
+    "The first `k` neighbours of `nb` that are within `max_distance` (others become image -1)."
+    d, i, l = nb.distances[:, :k], nb.images[:, :k].copy(), nb.locations[:, :k]
+    i[~(d <= max_distance)] = -1
+    return Neighbours(d, i, l)
+
+def _features(queries, ids=None):
+    "A dict id -> features from a feature store path or a dict."
+    if isinstance(queries, dict): return queries if ids is None else {i: queries[i] for i in ids}
+    from landmarks.delf import read_features
+    return read_features(queries, ids)
+
+def search_queries(index, # a landmarks.kdtree.Index
+                   queries, # a feature store (.h5) or {id: features}
+                   k:int=10, # neighbours per query feature
+                   ids=None, # the query ids to run (default: all)
+                   progress:bool=True)->dict:
+    "{query id: (Neighbours, query locations, query image size)} for every query image."
+    feats, out = _features(queries, ids), {}
+    for qid, f in tqdm(feats.items(), desc=f'{index.kind} search', disable=not progress):
+        out[qid] = (index.search(f['descriptors'], k=k), np.asarray(f['locations'], np.float32), np.asarray(f['image_size']))
+    return out
+
+def verify_queries(index, # the searched index (for image ids)
+                   searched:dict, # `search_queries`'s answer
+                   k:int=None, max_distance:float=np.inf, # neighbours used (default: all that were searched)
+                   top:int=100, seed:int=0, progress:bool=True, **ransac)->dict:
+    "{query id: [Candidate] re-ranked by (inliers, votes)}; a query is never its own candidate."
+    out = {}
+    for qid, (nb, loc, _) in tqdm(searched.items(), desc='verify', disable=not progress):
+        me = index.number.get(qid)
+        out[qid] = verify(neighbours_within(nb, k, max_distance), loc, top=top, exclude=() if me is None else (me,),
+                          seed=seed, **ransac)
+    return out
