@@ -13,7 +13,7 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 lic = licenses[cfg['license']]
 # Core runtime dependencies; exact pins for a reproducible environment live in requirements.txt.
 requirements = ['torch', 'torchvision', 'numpy', 'scipy', 'pandas', 'scikit-learn', 'scikit-image', 'matplotlib',
-                'faiss-cpu', 'opencv-python-headless', 'h5py', 'tqdm', 'pillow', 'fastcore<2', 'papermill', 'nbformat']
+                'faiss-cpu', 'opencv-python-headless', 'h5py', 'tqdm', 'pillow', 'fastcore<2', 'papermill', 'nbformat', 'tabulate']
 extras = {'tfhub': ['tensorflow-cpu'],
           'dev': ['nbdev==2.4.14', 'execnb<0.2', 'pytest', 'hypothesis', 'jupyterlab', 'ipykernel', 'nbconvert']}
 scripts = [s.strip() for s in cfg.get('console_scripts', '').split('\n') if s.strip()]
