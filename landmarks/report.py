@@ -98,9 +98,9 @@ def _run_notebook(nb_path, out_nb, params, cwd, timeout):
 
 # %% ../nbs/09_report.ipynb #fc0c89ea
 def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=False, profiles=None,
-               figures_dir=None, html:bool=True, timeout:int=None, log=print) -> Path:
+               figures_dir=None, html:bool=True, timeout:int=None, nbs_dir=None, log=print) -> Path:
     "Run the report's notebooks for `profile`, skipping stages that are up to date; return the output folder."
-    root = repo_root(); nbs_dir = root/'nbs'
+    root = repo_root(); nbs_dir = Path(nbs_dir) if nbs_dir else root/'nbs'
     profs = load_profiles(profiles)
     out = Path(out).resolve() if out else root/'reports'/profile
     (out/'.stamps').mkdir(parents=True, exist_ok=True)

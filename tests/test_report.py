@@ -1,0 +1,92 @@
+"""The report runner: the whole smoke profile, located failures, and reruns of only the stages that changed."""
+import json, os, sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from landmarks.report import StageFailed, load_profiles, notebook_parameters, run_report, stages
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', '')
+
+
+def _nb(path, params:str, body:str):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata['kernelspec'] = {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}
+    p = nbformat.v4.new_code_cell(params); p.metadata['tags'] = ['parameters']
+    nb.cells = [p, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def mini(tmp_path):
+    "Three stages writing files, with a profiles file; the last reads from the two before it."
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    _nb(nbs/'00_a.ipynb', 'out_dir = "."\nalpha = 1', 'open(f"{out_dir}/a.txt", "a").write(f"{alpha}\\n")')
+    _nb(nbs/'01_b.ipynb', 'out_dir = "."\nbeta = 1', 'open(f"{out_dir}/b.txt", "a").write(f"{beta}\\n")')
+    _nb(nbs/'02_c.ipynb', 'out_dir = "."\ngamma = 1', 'open(f"{out_dir}/c.txt", "a").write(f"{gamma}\\n")')
+    prof = tmp_path/'profiles.toml'
+    prof.write_text('[t]\nalpha = 2\nbeta = 3\ngamma = 4\n')
+    return nbs, prof, tmp_path/'out'
+
+
+def _runs(out):
+    return {n: len((out/f'{n}.txt').read_text().split()) for n in 'abc'}
+
+
+def test_changing_one_parameter_reruns_only_the_stages_that_depend_on_it(mini):
+    nbs, prof, out = mini
+    kw = dict(out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 1, 'b': 1, 'c': 1}
+    assert (out/'c.txt').read_text() == '4\n'                  # the profile's value was injected
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 1, 'b': 1, 'c': 1}              # all up to date
+    prof.write_text('[t]\nalpha = 2\nbeta = 3\ngamma = 5\n')
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 1, 'b': 1, 'c': 2}              # gamma is 02_c's alone
+    prof.write_text('[t]\nalpha = 2\nbeta = 7\ngamma = 5\n')
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 1, 'b': 2, 'c': 3}              # 02_c reads what 01_b wrote
+
+
+def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(mini):
+    nbs, prof, out = mini
+    _nb(nbs/'01_b.ipynb', 'out_dir = "."\nbeta = 1', 'raise ValueError("bad beta")')
+    with pytest.raises(StageFailed, match=r"01_b\.ipynb: cell \d+ .*ValueError: bad beta"):
+        run_report('t', out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    assert (out/'a.txt').exists() and not (out/'c.txt').exists()   # stopped at the failure, earlier work kept
+    assert (out/'.stamps'/'00_a.json').exists() and not (out/'.stamps'/'01_b.json').exists()
+
+
+def test_every_notebook_keeps_its_parameters_tag_and_kernelspec():
+    for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb')):
+        if nb.stem == '99_cli': continue
+        p = notebook_parameters(nb)
+        assert p is not None, f'{nb.name}: no cell tagged parameters'
+        for k in ('profile', 'dataset', 'data_dir', 'out_dir', 'seed'):
+            assert k in p, f'{nb.name}: parameter {k} missing'
+        assert json.loads(nb.read_text())['metadata']['kernelspec']['name'] == 'python3', nb.name
+
+
+def test_profiles_define_smoke_cpu_gld():
+    profs = load_profiles()
+    assert {'smoke', 'cpu', 'gld'} <= set(profs)
+
+
+@pytest.mark.skipif(os.environ.get('LANDMARKS_SKIP_SMOKE_REPORT') == '1', reason='smoke report disabled')
+def test_smoke_profile_of_the_whole_report(tmp_path):
+    "The runner end to end on the smoke profile: every stage, the tables, the HTML report."
+    out = run_report('smoke', out=tmp_path/'smoke', log=print)
+    names = [p.stem for p in stages()]
+    for n in names: assert (out/f'{n}.ipynb').exists(), n
+    assert (out/'report.html').exists() and (out/'report.html').stat().st_size > 10_000
+    if (out/'tables'/'table1_recognition.csv').exists():
+        t1 = pd.read_csv(out/'tables'/'table1_recognition.csv')
+        assert {'model', 'mode', 'train_acc', 'test_acc', 'gap'} <= set(t1.columns)
+        assert t1.test_acc.between(0, 1).all() and t1.gap.between(0, 1).all()
+    if (out/'tables'/'table2_retrieval.csv').exists():
+        t2 = pd.read_csv(out/'tables'/'table2_retrieval.csv')
+        assert 'method' in t2.columns and t2.filter(like='map').iloc[:, 0].between(0, 1).all()
