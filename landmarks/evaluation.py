@@ -24,12 +24,20 @@ def _check_k(k):
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"parameter k={k!r}: expected a positive integer")
 
+def _check_landmark_types(predictions, solution):
+    "Raise when predicted landmark ids and solution landmark ids differ in kind (str vs int): nothing would match."
+    pred = next((p[0] for p in predictions.values() if p is not None), None)
+    true = next((next(iter(v)) for v in solution.values() if v), None)
+    if pred is not None and true is not None and isinstance(pred, str) != isinstance(true, str):
+        raise ValueError(f"predicted landmark id {pred!r} is a {type(pred).__name__} but the solution's "
+                         f"{true!r} is a {type(true).__name__}: convert one of them")
+
 # %% ../nbs/08_evaluation.ipynb #78ffe374
 def global_average_precision(predictions:dict, # {image_id: (landmark_id, score)} or None for no prediction
                              solution:dict, # {image_id: set(landmark_ids)}, empty set = non-landmark image
                             )->float: # GAP in [0, 1]; nan when no image has a landmark
     "Kaggle's Global Average Precision (micro-AP) of one-per-image recognition predictions."
-    _check_ids(predictions, solution)
+    _check_ids(predictions, solution); _check_landmark_types(predictions, solution)
     n_landmark = sum(1 for v in solution.values() if v)
     ranked = []
     for i, p in predictions.items():
@@ -48,7 +56,7 @@ def accuracy(predictions:dict, # {image_id: (landmark_id, score)} or None
              solution:dict, # {image_id: set(landmark_ids)}; non-landmark images are not counted
             )->float: # top-1 accuracy over landmark images; nan when there are none
     "Top-1 accuracy over the test images that have a landmark."
-    _check_ids(predictions, solution)
+    _check_ids(predictions, solution); _check_landmark_types(predictions, solution)
     truth = {i: v for i, v in solution.items() if v}
     if not truth: return float('nan')
     return sum(predictions.get(i) is not None and predictions[i][0] in v for i, v in truth.items()) / len(truth)
