@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #8cb7552e
 from __future__ import annotations
-import contextlib, csv, fcntl, hashlib, json, math, os, shutil, tempfile, time
+import contextlib, csv, fcntl, functools, hashlib, json, math, os, shutil, tempfile, time
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -225,6 +225,11 @@ def _plan(p):
     return plan
 
 # %% ../nbs/00_data.ipynb #41a7fe41
+@functools.lru_cache(maxsize=32)
+def _template(seed, landmark, size):
+    "Templates are drawn once per worker process and reused for every view."
+    return landmark_template(seed, landmark, size)
+
 def _render_one(args):
     "Render and write one image of the plan (worker function)."
     root, p, split, iid, landmark, task = args
@@ -232,7 +237,7 @@ def _render_one(args):
     if path.exists(): return
     rng = np.random.default_rng([p['seed'], 15485863, task])
     if landmark >= 0:
-        tmpl, m = landmark_template(p['seed'], landmark, max(256, p['size']))
+        tmpl, m = _template(p['seed'], landmark, max(256, p['size']))
         img = render_view(tmpl, m, rng, p['size'], p['difficulty'])
     else: img = render_clutter(rng, p['size'], p['difficulty'])
     q = int(rng.integers(p['quality'][0], p['quality'][1] + 1))
