@@ -7,7 +7,7 @@ __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CS
            'reencode', 'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'download_gld_v1',
            'load_folder', 'download_cli']
 
-# %% ../nbs/00a_download.ipynb #02c41dc9
+# %% ../nbs/00a_download.ipynb #831653a0
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
 import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile, tempfile
 import threading, time, urllib.error, urllib.request, warnings
@@ -21,7 +21,7 @@ from fastcore.script import anno_parser, call_parse
 from tqdm.auto import tqdm
 from .data import GLD, atomic_path, load_gld
 
-# %% ../nbs/00a_download.ipynb #64f36206
+# %% ../nbs/00a_download.ipynb #b4342c80
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
 GLD_V2_SHARDS = {'train': 500, 'index': 100, 'test': 20}
 GLD_V2_TAR = '{base}/{split}/images_{i:03d}.tar'
@@ -32,14 +32,17 @@ GLD_V2_CSVS = {  # file name in the dataset root: path below the base URL
     'recognition_solution.csv': 'ground_truth/recognition_solution_v2.1.csv',   # names `load_gld` reads
     'retrieval_solution.csv': 'ground_truth/retrieval_solution_v2.1.csv'}
 
-# %% ../nbs/00a_download.ipynb #4e76e126
+# %% ../nbs/00a_download.ipynb #c2780de5
+class _Server(http.server.ThreadingHTTPServer):
+    "A threaded server with a deep accept queue (bursts of parallel downloads) and daemon handler threads."
+    daemon_threads, request_queue_size = True, 256
+
 class LoopbackServer:
     "An HTTP server on `host` serving `files` ({path: bytes}) or folder `root`, with HTTP Range and scripted `faults`."
-    def __init__(self, files:dict=None, root=None, faults:dict=None, host='127.0.0.1', port=0):
-        self.files, self.root, self.faults = dict(files or {}), root and Path(root), dict(faults or {})
+    def __init__(self, files:dict=None, root=None, faults:dict=None, host='127.0.0.1', port=0, ranges:bool=True):
+        self.files, self.root, self.faults, self.ranges = dict(files or {}), root and Path(root), dict(faults or {}), ranges
         self.log, self._lock, self._release = [], threading.Lock(), threading.Event()
-        self.httpd = http.server.ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), self._handler())
 
     def url(self, path=''): return f'http://{self.httpd.server_address[0]}:{self.httpd.server_address[1]}/{str(path).lstrip("/")}'
     def release(self): self._release.set()
@@ -72,7 +75,7 @@ class LoopbackServer:
                 if isinstance(fault, bytes): body = fault
                 if status != 200: return self.send_error(status)
                 start = 0
-                if rng and (m := re.fullmatch(r'bytes=(\d+)-', rng.strip())):
+                if rng and srv.ranges and (m := re.fullmatch(r'bytes=(\d+)-', rng.strip())):
                     start = int(m[1])
                     if start >= len(body): return self.send_error(416)
                 self.send_response(206 if start else 200)
@@ -89,7 +92,7 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError): pass
         return Handler
 
-# %% ../nbs/00a_download.ipynb #25faaafb
+# %% ../nbs/00a_download.ipynb #f3053342
 class DownloadError(Exception):
     "A failed download; `reason` is the short text of the failures CSV, `transient` says whether a retry may help."
     def __init__(self, reason:str, transient:bool=False): super().__init__(reason); self.reason, self.transient = reason, transient
@@ -123,7 +126,7 @@ def _read(resp, timeout, max_bytes):
     if length is not None and n < int(length): raise DownloadError('truncated response', True)
     return b''.join(chunks)
 
-# %% ../nbs/00a_download.ipynb #aa22f304
+# %% ../nbs/00a_download.ipynb #b64af477
 def fetch(url:str,             # http(s) URL
           timeout:float=10.,   # seconds without an answer (and 3x this for the whole body)
           retries:int=3,       # extra attempts after a transient failure
@@ -138,7 +141,7 @@ def fetch(url:str,             # http(s) URL
             if not e.transient or attempt == retries: raise
             time.sleep(backoff * 2**attempt)
 
-# %% ../nbs/00a_download.ipynb #5165bb43
+# %% ../nbs/00a_download.ipynb #14f5732b
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'RIFF', b'BM')
 
 def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> bytes:
@@ -159,7 +162,7 @@ def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> by
         s = size / min(w, h); im = im.resize((max(1, round(w*s)), max(1, round(h*s))), Image.Resampling.BICUBIC)
     out = io.BytesIO(); im.save(out, 'JPEG', quality=quality); return out.getvalue()
 
-# %% ../nbs/00a_download.ipynb #8f4fa504
+# %% ../nbs/00a_download.ipynb #7f883bc2
 _ID = re.compile(r'[0-9A-Za-z_-]{3,}')
 
 def _image_file(split_dir, image_id, layout='abc'):
@@ -222,7 +225,7 @@ def _download_one(image_id, url, dest, tmp_dir, opts):
     except DownloadError as e: return e.reason
     except Exception as e: return f'error: {type(e).__name__}: {e}'
 
-# %% ../nbs/00a_download.ipynb #21e42dbf
+# %% ../nbs/00a_download.ipynb #ea509c48
 _FAIL_COLS = ['id', 'url', 'reason']
 
 def _read_failures(*paths):
@@ -250,6 +253,7 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
     if resize not in ('short', 'square', 'none'): raise ValueError(f"resize={resize!r}: use 'short', 'square' or 'none'")
     if layout not in ('abc', 'flat'): raise ValueError(f"layout={layout!r}: use 'abc' or 'flat'")
     if workers < 1: raise ValueError(f'workers={workers}: need at least 1 thread')
+    if not isinstance(urls, pd.DataFrame) and not Path(urls).is_file(): raise FileNotFoundError(f'urls={str(urls)!r}: no such CSV file')
     out_dir = Path(out_dir)
     fail_csv, journal = out_dir.with_name(out_dir.name + '_failures.csv'), out_dir.with_name(out_dir.name + '_failures.journal')
     summary = out_dir.with_name(out_dir.name + '_download.json')
@@ -259,30 +263,32 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
         old = _read_failures(fail_csv, journal)   # a killed run's journal is folded in, then started afresh
         with atomic_path(fail_csv) as p: old.to_csv(p, index=False)
         old_ids, retried, inflight, n = set(old['id']), set(), set(), Counter()
-        with open(journal, 'w', newline='') as jf, ThreadPoolExecutor(workers) as pool, \
-             tqdm(total=_n_rows(urls), unit='img', disable=not progress, desc=f'download {out_dir.name}') as bar:
-            log, pending = csv.writer(jf), set()
-            def settle(futs):
-                for fut in futs:
-                    i, u, reason = fut.result(); inflight.discard(i)
-                    if reason is None: n['downloaded'] += 1
-                    else: n['failed'] += 1; log.writerow([i, u, reason]); jf.flush()
-                    bar.update(1)
-            log.writerow(_FAIL_COLS)
-            for i, u, where in _url_chunks(urls, chunk):
-                if i in inflight: n['duplicate'] += 1; bar.update(1); continue
-                if _image_file(out_dir, i, layout).exists(): n['present'] += 1; bar.update(1); continue
-                if i in old_ids:
-                    if not retry_failed: n['skipped_failed'] += 1; bar.update(1); continue
-                    retried.add(i)
-                inflight.add(i)
-                pending.add(pool.submit(lambda i=i, u=u: (i, u, _download_one(i, u, _image_file(out_dir, i, layout), tmp_dir, opts))))
-                if len(pending) >= 4 * workers:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED); settle(done)
-            settle(pending)
-        fails = pd.concat([old[~old['id'].isin(retried)], _read_failures(journal)]).drop_duplicates('id', keep='last')
-        with atomic_path(fail_csv) as p: fails.to_csv(p, index=False)
-        journal.unlink(missing_ok=True); shutil.rmtree(tmp_dir, ignore_errors=True)
+        try:
+            with open(journal, 'w', newline='') as jf, ThreadPoolExecutor(workers) as pool, \
+                 tqdm(total=_n_rows(urls), unit='img', disable=not progress, desc=f'download {out_dir.name}') as bar:
+                log, pending = csv.writer(jf), set()
+                def settle(futs):
+                    for fut in futs:
+                        i, u, reason = fut.result(); inflight.discard(i)
+                        if reason is None: n['downloaded'] += 1
+                        else: n['failed'] += 1; log.writerow([i, u, reason]); jf.flush()
+                        bar.update(1)
+                log.writerow(_FAIL_COLS)
+                for i, u, where in _url_chunks(urls, chunk):
+                    if i in inflight: n['duplicate'] += 1; bar.update(1); continue
+                    if _image_file(out_dir, i, layout).exists(): n['present'] += 1; bar.update(1); continue
+                    if i in old_ids:
+                        if not retry_failed: n['skipped_failed'] += 1; bar.update(1); continue
+                        retried.add(i)
+                    inflight.add(i)
+                    pending.add(pool.submit(lambda i=i, u=u: (i, u, _download_one(i, u, _image_file(out_dir, i, layout), tmp_dir, opts))))
+                    if len(pending) >= 4 * workers:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED); settle(done)
+                settle(pending)
+        finally:   # also after an error or Ctrl-C: keep the failures so far, leave no partial file
+            fails = pd.concat([old[~old['id'].isin(retried)], _read_failures(journal)]).drop_duplicates('id', keep='last')
+            with atomic_path(fail_csv) as p: fails.to_csv(p, index=False)
+            journal.unlink(missing_ok=True); shutil.rmtree(tmp_dir, ignore_errors=True)
     listed = n['present'] + n['downloaded'] + n['failed'] + n['skipped_failed']
     info = dict(images=str(out_dir.resolve()), failures=str(fail_csv.resolve()), listed=listed,
                 **{k: n[k] for k in ('present', 'downloaded', 'failed', 'skipped_failed', 'duplicate')},
@@ -292,7 +298,7 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
     with atomic_path(summary) as p: Path(p).write_text(json.dumps(info, indent=1))
     return summary
 
-# %% ../nbs/00a_download.ipynb #0b9ab1c5
+# %% ../nbs/00a_download.ipynb #570c99ea
 def _fetch_into(url, part, timeout, chunk, desc):
     "Download `url` into `part`, resuming from its current size with HTTP Range when the server allows."
     have = part.stat().st_size if part.exists() else 0
@@ -307,7 +313,7 @@ def _fetch_into(url, part, timeout, chunk, desc):
         with open(part, 'ab' if resumed else 'wb') as f, \
              tqdm(total=total, initial=have if resumed else 0, unit='B', unit_scale=True, desc=desc, disable=desc is None, leave=False) as bar:
             try:
-                while (b := r.read(chunk)): f.write(b); f.flush(); bar.update(len(b))
+                while (b := r.read1(chunk)): f.write(b); f.flush(); bar.update(len(b))
             except (TimeoutError, socket.timeout): raise DownloadError('timeout', True) from None
             except (http.client.HTTPException, OSError) as e: raise DownloadError(f'connection dropped: {e}', True) from None
     if total is not None and part.stat().st_size < total: raise DownloadError('connection dropped', True)
@@ -331,7 +337,7 @@ def fetch_file(url:str,           # http(s) URL
             time.sleep(backoff * 2**attempt)
     os.replace(part, dest); return dest
 
-# %% ../nbs/00a_download.ipynb #993fa5f9
+# %% ../nbs/00a_download.ipynb #1396d4e0
 def _md5(path, chunk=1 << 22):
     "Hex md5 of a file, read in chunks."
     h = hashlib.md5()
@@ -363,7 +369,7 @@ def _extract(tar, split_dir, staging):
     finally: shutil.rmtree(staging, ignore_errors=True)
     return n
 
-# %% ../nbs/00a_download.ipynb #97cc2681
+# %% ../nbs/00a_download.ipynb #1d884cf3
 def download_shard(root,                  # dataset root: images go to root/<split>/a/b/c/<id>.jpg
                    split:str,             # 'train', 'index' or 'test'
                    i:int,                 # shard number
@@ -395,7 +401,7 @@ def download_shard(root,                  # dataset root: images go to root/<spl
     if not keep_tar: tar.unlink()
     return marker
 
-# %% ../nbs/00a_download.ipynb #ad150162
+# %% ../nbs/00a_download.ipynb #68da3569
 def _shard_list(spec, n, param):
     "Shard numbers from 'all', k (the first k), '0-4,7' or a list; errors name the parameter."
     if spec is None or (isinstance(spec, str) and spec.strip() in ('', 'none')): return []
@@ -448,7 +454,7 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
                              '; '.join(f'{k}: {v}' for k, v in list(failed.items())[:5]))
     return root
 
-# %% ../nbs/00a_download.ipynb #f88c6ea1
+# %% ../nbs/00a_download.ipynb #c5fd0969
 def download_gld_v1(root,                # dataset root, read by `load_gld(root, version=1)`
                     train:str=None,      # train.csv (id,url,landmark_id): a path or an http(s) URL
                     index:str=None,      # index.csv (id,url)
@@ -468,7 +474,7 @@ def download_gld_v1(root,                # dataset root, read by `load_gld(root,
         download_urls(dest, root/split, layout='flat', **kwargs)
     return root
 
-# %% ../nbs/00a_download.ipynb #59a1d620
+# %% ../nbs/00a_download.ipynb #52d73486
 _IMAGE_EXT = {'.jpg', '.jpeg', '.png'}
 _NON_LANDMARK = {'distractor', 'distractors', 'no_landmark', 'no_landmarks'}
 
@@ -504,7 +510,7 @@ def _scan(root, cache_dir):
     if loose: warnings.warn(f'{root}: {len(loose)} image(s) directly in the root (e.g. {loose[0]}) are ignored; put them in a <landmark>/ folder')
     return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), pd.DataFrame(bad, columns=['split', 'id', 'path'])
 
-# %% ../nbs/00a_download.ipynb #f12600c2
+# %% ../nbs/00a_download.ipynb #4eabfe96
 def load_folder(root,                   # folder of root/<landmark>/<image> photos
                 query_frac:float=None,  # fraction of each landmark's images used as queries (None: all images are both)
                 seed:int=0,             # seed of the split and of the Usage column
@@ -539,7 +545,7 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     return GLD(root, 2, cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']), cols(index, ['id', 'path', 'landmark']),
                cols(test, ['id', 'path', 'landmark']), rec, ret, missing)
 
-# %% ../nbs/00a_download.ipynb #f8b0742d
+# %% ../nbs/00a_download.ipynb #f79cbf2e
 @call_parse
 def _gld_v1_cli(root:str='../data/gld/v1', # dataset root
                 train:str=None,            # train.csv (id,url,landmark_id): path or URL
@@ -587,7 +593,7 @@ def _urls_cli(urls:str,                # CSV with id,url columns
                                  retries=retries, retry_failed=retry_failed, progress=not quiet).read_text())
     print(json.dumps({k: d[k] for k in ('listed', 'present', 'downloaded', 'failed', 'missing_frac', 'reasons', 'failures')}, indent=1))
 
-# %% ../nbs/00a_download.ipynb #845c9332
+# %% ../nbs/00a_download.ipynb #f88928b0
 _SOURCES = {'gld-v1': _gld_v1_cli, 'gld-v2': _gld_v2_cli, 'urls': _urls_cli}
 
 def download_cli(args:list=None):
