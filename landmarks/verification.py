@@ -6,7 +6,7 @@
 __all__ = ['Candidate', 'shortlist', 'putative_matches', 'apply_affine', 'ransac_affine', 'skimage_ransac', 'synthetic_matches',
            'verify', 'neighbours_within', 'search_queries', 'verify_queries']
 
-# %% ../nbs/06_verification.ipynb #b2a8769f
+# %% ../nbs/06_verification.ipynb #6afc1fee
 from collections import namedtuple
 
 import numpy as np
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .kdtree import Neighbours
 
-# %% ../nbs/06_verification.ipynb #ededc434
+# %% ../nbs/06_verification.ipynb #a0a880b2
 def shortlist(neighbours:Neighbours, # chapter 05's answer for one query image's features
               top:int=100, # images kept
               exclude=(), # database image numbers never returned (e.g. the query itself)
@@ -30,7 +30,7 @@ def shortlist(neighbours:Neighbours, # chapter 05's answer for one query image's
     order = np.lexsort((ids, -votes))[:top]  # most votes first; ties by image number (deterministic)
     return ids[order].astype(np.int64), votes[order].astype(np.int64)
 
-# %% ../nbs/06_verification.ipynb #6ab601f3
+# %% ../nbs/06_verification.ipynb #e2aaf713
 def putative_matches(neighbours:Neighbours, # the query's neighbours
                      query_locations, # (n,2) the query features' (y, x)
                      image:int, # a database image number
@@ -41,7 +41,7 @@ def putative_matches(neighbours:Neighbours, # the query's neighbours
     cols = hit[rows].argmax(1)  # the nearest neighbour in that image
     return np.asarray(query_locations, np.float64)[rows], neighbours.locations[rows, cols].astype(np.float64)
 
-# %% ../nbs/06_verification.ipynb #9608e384
+# %% ../nbs/06_verification.ipynb #6b8dd1b0
 def _fit_affine(src, dst):
     "Least-squares affine map (3,2) taking [src, 1] to dst."
     X = np.hstack([src, np.ones((len(src), 1))])
@@ -66,8 +66,8 @@ def ransac_affine(src, # (n,2) query keypoints
     if min_samples < 3: raise ValueError(f"ransac_affine: min_samples={min_samples}, an affine map needs >= 3")
     if n < min_samples: return None, np.zeros(n, bool)
     rng = np.random.default_rng(seed)
-    idx = np.stack([rng.choice(n, min_samples, replace=False) for _ in range(max_trials)]) if n < 3 * min_samples \
-        else rng.integers(0, n, (max_trials, min_samples))
+    idx = rng.random((max_trials, n)).argsort(1)[:, :min_samples] if n < 3 * min_samples \
+        else rng.integers(0, n, (max_trials, min_samples))  # duplicates are rejected below
     S = np.concatenate([src[idx], np.ones(idx.shape + (1,))], -1)  # (T, s, 3)
     if min_samples == 3:
         ok = (np.abs(np.linalg.det(S)) > 1e-6) & (idx[:, 0] != idx[:, 1]) & (idx[:, 0] != idx[:, 2]) & (idx[:, 1] != idx[:, 2])
@@ -89,7 +89,7 @@ def ransac_affine(src, # (n,2) query keypoints
     if best is None or best_key[0] < min_samples: return None, np.zeros(n, bool)
     return _fit_affine(src[best], dst[best]), best
 
-# %% ../nbs/06_verification.ipynb #83fe7ea0
+# %% ../nbs/06_verification.ipynb #95c3e498
 def skimage_ransac(src, dst, residual_threshold:float=20., max_trials:int=1000, min_samples:int=3, seed:int=0):
     "The reference: scikit-image's `ransac` + `AffineTransform`, as DELF calls it; same return as `ransac_affine`."
     from skimage.measure import ransac
@@ -101,7 +101,7 @@ def skimage_ransac(src, dst, residual_threshold:float=20., max_trials:int=1000, 
     if model is None or inliers is None: return None, np.zeros(len(src), bool)
     return model.params[:2].T.copy(), np.asarray(inliers, bool)
 
-# %% ../nbs/06_verification.ipynb #60925a96
+# %% ../nbs/06_verification.ipynb #a3089914
 def synthetic_matches(n:int=300, # putative matches
                       inlier_frac:float=0.4, # share that follows the affine map
                       noise:float=2., # pixel noise on inliers
@@ -117,7 +117,7 @@ def synthetic_matches(n:int=300, # putative matches
     dst = np.where(truth[:, None], apply_affine(A, src) + rng.normal(0, noise, (n, 2)), rng.uniform(0, size, (n, 2)))
     return src, dst, A, truth
 
-# %% ../nbs/06_verification.ipynb #2e249d4d
+# %% ../nbs/06_verification.ipynb #ff8b9b78
 Candidate = namedtuple('Candidate', 'image votes inliers src dst mask')
 
 def verify(neighbours:Neighbours, # chapter 05's answer for one query image's features
@@ -135,7 +135,7 @@ def verify(neighbours:Neighbours, # chapter 05's answer for one query image's fe
         out.append(Candidate(int(img), int(votes), int(mask.sum()), s, d, mask))
     return sorted(out, key=lambda c: (-c.inliers, -c.votes, c.image))
 
-# %% ../nbs/06_verification.ipynb #533b487f
+# %% ../nbs/06_verification.ipynb #f64a72ad
 def neighbours_within(nb:Neighbours, k:int=None, max_distance:float=np.inf)->Neighbours:
     "The first `k` neighbours of `nb` that are within `max_distance` (others become image -1)."
     d, i, l = nb.distances[:, :k], nb.images[:, :k].copy(), nb.locations[:, :k]
