@@ -7,12 +7,12 @@ __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CS
            'reencode', 'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'download_gld_v1',
            'load_folder', 'download_cli']
 
-# %% ../nbs/00a_download.ipynb #831653a0
+# %% ../nbs/00a_download.ipynb #f58daf95
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
 import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile, tempfile
 import threading, time, urllib.error, urllib.request, warnings
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 import numpy as np, pandas as pd
@@ -21,7 +21,7 @@ from fastcore.script import anno_parser, call_parse
 from tqdm.auto import tqdm
 from .data import GLD, atomic_path, load_gld
 
-# %% ../nbs/00a_download.ipynb #b4342c80
+# %% ../nbs/00a_download.ipynb #152d28eb
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
 GLD_V2_SHARDS = {'train': 500, 'index': 100, 'test': 20}
 GLD_V2_TAR = '{base}/{split}/images_{i:03d}.tar'
@@ -32,7 +32,7 @@ GLD_V2_CSVS = {  # file name in the dataset root: path below the base URL
     'recognition_solution.csv': 'ground_truth/recognition_solution_v2.1.csv',   # names `load_gld` reads
     'retrieval_solution.csv': 'ground_truth/retrieval_solution_v2.1.csv'}
 
-# %% ../nbs/00a_download.ipynb #c2780de5
+# %% ../nbs/00a_download.ipynb #940128e9
 class _Server(http.server.ThreadingHTTPServer):
     "A threaded server with a deep accept queue (bursts of parallel downloads) and daemon handler threads."
     daemon_threads, request_queue_size = True, 256
@@ -73,6 +73,9 @@ class LoopbackServer:
                 with srv._lock: srv.log.append((path, rng, status, fault))
                 if isinstance(fault, str) and fault.startswith('slow:'): time.sleep(float(fault[5:]))
                 if isinstance(fault, bytes): body = fault
+                if isinstance(fault, str) and fault.startswith('redirect:'):
+                    self.send_response(302); self.send_header('Location', fault[9:]); self.send_header('Content-Length', '0')
+                    return self.end_headers()
                 if status != 200: return self.send_error(status)
                 start = 0
                 if rng and srv.ranges and (m := re.fullmatch(r'bytes=(\d+)-', rng.strip())):
@@ -92,7 +95,7 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError): pass
         return Handler
 
-# %% ../nbs/00a_download.ipynb #f3053342
+# %% ../nbs/00a_download.ipynb #995a93f6
 class DownloadError(Exception):
     "A failed download; `reason` is the short text of the failures CSV, `transient` says whether a retry may help."
     def __init__(self, reason:str, transient:bool=False): super().__init__(reason); self.reason, self.transient = reason, transient
@@ -126,7 +129,7 @@ def _read(resp, timeout, max_bytes):
     if length is not None and n < int(length): raise DownloadError('truncated response', True)
     return b''.join(chunks)
 
-# %% ../nbs/00a_download.ipynb #b64af477
+# %% ../nbs/00a_download.ipynb #ec978d6a
 def fetch(url:str,             # http(s) URL
           timeout:float=10.,   # seconds without an answer (and 3x this for the whole body)
           retries:int=3,       # extra attempts after a transient failure
@@ -136,12 +139,14 @@ def fetch(url:str,             # http(s) URL
     "The body of `url`; transient failures are retried with exponential backoff, others raise `DownloadError`."
     for attempt in range(retries + 1):
         try:
-            with _request(url, timeout) as r: return _read(r, timeout, max_bytes)
+            with _request(url, timeout) as r:
+                if r.geturl() != url and 'unavailable' in r.geturl().lower(): raise DownloadError('redirected to a placeholder')
+                return _read(r, timeout, max_bytes)
         except DownloadError as e:
             if not e.transient or attempt == retries: raise
             time.sleep(backoff * 2**attempt)
 
-# %% ../nbs/00a_download.ipynb #14f5732b
+# %% ../nbs/00a_download.ipynb #d6fef79f
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'RIFF', b'BM')
 
 def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> bytes:
@@ -162,7 +167,7 @@ def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> by
         s = size / min(w, h); im = im.resize((max(1, round(w*s)), max(1, round(h*s))), Image.Resampling.BICUBIC)
     out = io.BytesIO(); im.save(out, 'JPEG', quality=quality); return out.getvalue()
 
-# %% ../nbs/00a_download.ipynb #7f883bc2
+# %% ../nbs/00a_download.ipynb #08152fa1
 _ID = re.compile(r'[0-9A-Za-z_-]{3,}')
 
 def _image_file(split_dir, image_id, layout='abc'):
@@ -225,7 +230,7 @@ def _download_one(image_id, url, dest, tmp_dir, opts):
     except DownloadError as e: return e.reason
     except Exception as e: return f'error: {type(e).__name__}: {e}'
 
-# %% ../nbs/00a_download.ipynb #ea509c48
+# %% ../nbs/00a_download.ipynb #2f6bab78
 _FAIL_COLS = ['id', 'url', 'reason']
 
 def _read_failures(*paths):
@@ -298,7 +303,7 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
     with atomic_path(summary) as p: Path(p).write_text(json.dumps(info, indent=1))
     return summary
 
-# %% ../nbs/00a_download.ipynb #570c99ea
+# %% ../nbs/00a_download.ipynb #ade02d25
 def _fetch_into(url, part, timeout, chunk, desc):
     "Download `url` into `part`, resuming from its current size with HTTP Range when the server allows."
     have = part.stat().st_size if part.exists() else 0
@@ -337,7 +342,7 @@ def fetch_file(url:str,           # http(s) URL
             time.sleep(backoff * 2**attempt)
     os.replace(part, dest); return dest
 
-# %% ../nbs/00a_download.ipynb #1396d4e0
+# %% ../nbs/00a_download.ipynb #d7e02b96
 def _md5(path, chunk=1 << 22):
     "Hex md5 of a file, read in chunks."
     h = hashlib.md5()
@@ -353,23 +358,25 @@ def _expected_md5(text, name, where):
     raise ValueError(f'{where}: no md5 for {name} in {text[:200]!r}')
 
 def _extract(tar, split_dir, staging):
-    "Move every `<id>.jpg` of `tar` into `split_dir/a/b/c/<id>.jpg` through `staging`; returns the count."
+    "Move every `<id>.jpg` of `tar` into `split_dir/a/b/c/<id>.jpg` through `staging`; returns the count (other members are skipped)."
     shutil.rmtree(staging, ignore_errors=True); staging.mkdir(parents=True)
-    n = 0
+    n, skipped = 0, []
     try:
         with tarfile.open(tar, 'r:*') as tf:
             for m in tf:
                 name = PurePosixPath(m.name).name
                 if not m.isfile() or not name.lower().endswith('.jpg'): continue
-                image_id = name[:-4]; _check_id(image_id, f'{tar} member {m.name}')
+                image_id = name[:-4]
+                if not _ID.fullmatch(image_id): skipped.append(m.name); continue   # e.g. macOS ._ files
                 with tf.extractfile(m) as src, open(staging/name, 'wb') as f: shutil.copyfileobj(src, f)
                 dest = _image_file(split_dir, image_id); dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staging/name, dest); n += 1
     except (tarfile.TarError, EOFError, OSError) as e: raise DownloadError(f'{tar.name}: broken tar ({e})') from None
     finally: shutil.rmtree(staging, ignore_errors=True)
+    if skipped: warnings.warn(f'{tar.name}: skipped {len(skipped)} member(s) whose names are not image ids, e.g. {skipped[0]!r}')
     return n
 
-# %% ../nbs/00a_download.ipynb #1d884cf3
+# %% ../nbs/00a_download.ipynb #ee1524a8
 def download_shard(root,                  # dataset root: images go to root/<split>/a/b/c/<id>.jpg
                    split:str,             # 'train', 'index' or 'test'
                    i:int,                 # shard number
@@ -401,7 +408,7 @@ def download_shard(root,                  # dataset root: images go to root/<spl
     if not keep_tar: tar.unlink()
     return marker
 
-# %% ../nbs/00a_download.ipynb #68da3569
+# %% ../nbs/00a_download.ipynb #bb42bb30
 def _shard_list(spec, n, param):
     "Shard numbers from 'all', k (the first k), '0-4,7' or a list; errors name the parameter."
     if spec is None or (isinstance(spec, str) and spec.strip() in ('', 'none')): return []
@@ -443,7 +450,7 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
                   timeout=timeout, retries=retries, backoff=backoff, progress=progress)
         with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(total=len(todo), unit='shard', disable=not progress, desc='GLD v2') as bar:
             futs = {pool.submit(download_shard, root, s, i, **kw): f'{s}/images_{i:03d}.tar' for s, i in todo}
-            for fut in (f for f in list(futs)):
+            for fut in as_completed(futs):
                 try: fut.result(); done.append(futs[fut])
                 except (DownloadError, ValueError, OSError) as e: failed[futs[fut]] = str(e)
                 bar.update(1)
@@ -454,7 +461,7 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
                              '; '.join(f'{k}: {v}' for k, v in list(failed.items())[:5]))
     return root
 
-# %% ../nbs/00a_download.ipynb #c5fd0969
+# %% ../nbs/00a_download.ipynb #c20d714a
 def download_gld_v1(root,                # dataset root, read by `load_gld(root, version=1)`
                     train:str=None,      # train.csv (id,url,landmark_id): a path or an http(s) URL
                     index:str=None,      # index.csv (id,url)
@@ -474,7 +481,7 @@ def download_gld_v1(root,                # dataset root, read by `load_gld(root,
         download_urls(dest, root/split, layout='flat', **kwargs)
     return root
 
-# %% ../nbs/00a_download.ipynb #52d73486
+# %% ../nbs/00a_download.ipynb #3ebf3d51
 _IMAGE_EXT = {'.jpg', '.jpeg', '.png'}
 _NON_LANDMARK = {'distractor', 'distractors', 'no_landmark', 'no_landmarks'}
 
@@ -510,7 +517,7 @@ def _scan(root, cache_dir):
     if loose: warnings.warn(f'{root}: {len(loose)} image(s) directly in the root (e.g. {loose[0]}) are ignored; put them in a <landmark>/ folder')
     return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), pd.DataFrame(bad, columns=['split', 'id', 'path'])
 
-# %% ../nbs/00a_download.ipynb #4eabfe96
+# %% ../nbs/00a_download.ipynb #dc9b0e7b
 def load_folder(root,                   # folder of root/<landmark>/<image> photos
                 query_frac:float=None,  # fraction of each landmark's images used as queries (None: all images are both)
                 seed:int=0,             # seed of the split and of the Usage column
@@ -545,7 +552,7 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     return GLD(root, 2, cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']), cols(index, ['id', 'path', 'landmark']),
                cols(test, ['id', 'path', 'landmark']), rec, ret, missing)
 
-# %% ../nbs/00a_download.ipynb #f79cbf2e
+# %% ../nbs/00a_download.ipynb #76d54b78
 @call_parse
 def _gld_v1_cli(root:str='../data/gld/v1', # dataset root
                 train:str=None,            # train.csv (id,url,landmark_id): path or URL
@@ -593,7 +600,7 @@ def _urls_cli(urls:str,                # CSV with id,url columns
                                  retries=retries, retry_failed=retry_failed, progress=not quiet).read_text())
     print(json.dumps({k: d[k] for k in ('listed', 'present', 'downloaded', 'failed', 'missing_frac', 'reasons', 'failures')}, indent=1))
 
-# %% ../nbs/00a_download.ipynb #f88928b0
+# %% ../nbs/00a_download.ipynb #7144ba6c
 _SOURCES = {'gld-v1': _gld_v1_cli, 'gld-v2': _gld_v2_cli, 'urls': _urls_cli}
 
 def download_cli(args:list=None):

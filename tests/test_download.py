@@ -56,6 +56,13 @@ def test_fetch_times_out_on_a_slow_server():
         assert time.monotonic() - t0 < 1.4 and len(srv.log) == 2        # gave up on each attempt before the answer
 
 
+def test_fetch_follows_redirects_but_not_to_placeholders():
+    with LoopbackServer({'/new.jpg': b'img', '/photo_unavailable.png': b'grey'},
+                        faults={'/old.jpg': 'redirect:/new.jpg', '/dead.jpg': 'redirect:/photo_unavailable.png'}) as srv:
+        assert fetch(srv.url('old.jpg')) == b'img'
+        with pytest.raises(DownloadError, match='placeholder'): fetch(srv.url('dead.jpg'))
+
+
 def test_fetch_cut_response_is_truncated():
     with LoopbackServer({'/c.jpg': jpeg()}, faults={'/c.jpg': 'cut:100'}) as srv:
         with pytest.raises(DownloadError, match='truncated response'): fetch(srv.url('c.jpg'), retries=1, backoff=0.001)
@@ -207,12 +214,13 @@ def test_gld_v1_layout_loads(tmp_path):
 # ---------------------------------------------------------------- GLD v2 shards
 
 
-def tar_of(ids, seed=0, pad=0):
+def tar_of(ids, seed=0, pad=0, odd=False):
     "A tar with `a/b/c/<id>.jpg` members, a directory entry (as real tars have) and `pad` bytes of other data."
     b = io.BytesIO()
     with tarfile.open(fileobj=b, mode='w') as tf:
         d = tarfile.TarInfo('x'); d.type = tarfile.DIRTYPE; tf.addfile(d)
         members = [(f'{i[0]}/{i[1]}/{i[2]}/{i}.jpg', jpeg(40, 24, seed=seed + k)) for k, i in enumerate(ids)]
+        if odd: members.append((f'{ids[0][0]}/._{ids[0]}.jpg', b'macOS resource fork'))
         if pad: members.insert(len(members) // 2, ('README.txt', np.random.default_rng(seed).bytes(pad)))
         for name, data in members:
             info = tarfile.TarInfo(name); info.size = len(data); tf.addfile(info, io.BytesIO(data))
@@ -282,6 +290,15 @@ def test_server_without_range_restarts_cleanly(tmp_path):
         fetch_file(srv.url('f.bin'), tmp_path/'f.bin', backoff=0.001)
     assert (tmp_path/'f.bin').read_bytes() == data and not (tmp_path/'f.bin.part').exists()
     assert [r[1] for r in srv.log] == [None, 'bytes=100000-']            # asked for a range, got the whole file again
+
+
+def test_odd_tar_members_are_skipped_with_a_warning(tmp_path):
+    ids = [f'ab{k:014x}' for k in range(3)]
+    tar = tar_of(ids, odd=True)
+    files = {'/train/images_007.tar': tar, '/md5sum/train/md5.images_007.txt': hashlib.md5(tar).hexdigest().encode()}
+    with LoopbackServer(files) as srv, pytest.warns(UserWarning, match=r"skipped 1 member.*\._ab"):
+        download_shard(tmp_path, 'train', 7, base_url=srv.url())
+    assert image_files(tmp_path/'train') == ids and json.loads((tmp_path/'.shards'/'train'/'images_007.json').read_text())['images'] == 3
 
 
 def test_broken_tar_is_never_taken_as_done(tmp_path):
