@@ -7,7 +7,7 @@ __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CS
            'reencode', 'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'download_gld_v1',
            'load_folder', 'download_cli']
 
-# %% ../nbs/00a_download.ipynb #f58daf95
+# %% ../nbs/00a_download.ipynb #3c737445
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
 import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile, tempfile
 import threading, time, urllib.error, urllib.request, warnings
@@ -21,7 +21,7 @@ from fastcore.script import anno_parser, call_parse
 from tqdm.auto import tqdm
 from .data import GLD, atomic_path, load_gld
 
-# %% ../nbs/00a_download.ipynb #152d28eb
+# %% ../nbs/00a_download.ipynb #a63e1791
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
 GLD_V2_SHARDS = {'train': 500, 'index': 100, 'test': 20}
 GLD_V2_TAR = '{base}/{split}/images_{i:03d}.tar'
@@ -32,7 +32,7 @@ GLD_V2_CSVS = {  # file name in the dataset root: path below the base URL
     'recognition_solution.csv': 'ground_truth/recognition_solution_v2.1.csv',   # names `load_gld` reads
     'retrieval_solution.csv': 'ground_truth/retrieval_solution_v2.1.csv'}
 
-# %% ../nbs/00a_download.ipynb #940128e9
+# %% ../nbs/00a_download.ipynb #f5df1538
 class _Server(http.server.ThreadingHTTPServer):
     "A threaded server with a deep accept queue (bursts of parallel downloads) and daemon handler threads."
     daemon_threads, request_queue_size = True, 256
@@ -95,7 +95,7 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError): pass
         return Handler
 
-# %% ../nbs/00a_download.ipynb #995a93f6
+# %% ../nbs/00a_download.ipynb #8b5d2263
 class DownloadError(Exception):
     "A failed download; `reason` is the short text of the failures CSV, `transient` says whether a retry may help."
     def __init__(self, reason:str, transient:bool=False): super().__init__(reason); self.reason, self.transient = reason, transient
@@ -129,7 +129,7 @@ def _read(resp, timeout, max_bytes):
     if length is not None and n < int(length): raise DownloadError('truncated response', True)
     return b''.join(chunks)
 
-# %% ../nbs/00a_download.ipynb #ec978d6a
+# %% ../nbs/00a_download.ipynb #eb6030ce
 def fetch(url:str,             # http(s) URL
           timeout:float=10.,   # seconds without an answer (and 3x this for the whole body)
           retries:int=3,       # extra attempts after a transient failure
@@ -146,7 +146,7 @@ def fetch(url:str,             # http(s) URL
             if not e.transient or attempt == retries: raise
             time.sleep(backoff * 2**attempt)
 
-# %% ../nbs/00a_download.ipynb #d6fef79f
+# %% ../nbs/00a_download.ipynb #cf0b32f5
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'RIFF', b'BM')
 
 def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> bytes:
@@ -167,7 +167,7 @@ def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> by
         s = size / min(w, h); im = im.resize((max(1, round(w*s)), max(1, round(h*s))), Image.Resampling.BICUBIC)
     out = io.BytesIO(); im.save(out, 'JPEG', quality=quality); return out.getvalue()
 
-# %% ../nbs/00a_download.ipynb #08152fa1
+# %% ../nbs/00a_download.ipynb #57690a23
 _ID = re.compile(r'[0-9A-Za-z_-]{3,}')
 
 def _image_file(split_dir, image_id, layout='abc'):
@@ -230,7 +230,7 @@ def _download_one(image_id, url, dest, tmp_dir, opts):
     except DownloadError as e: return e.reason
     except Exception as e: return f'error: {type(e).__name__}: {e}'
 
-# %% ../nbs/00a_download.ipynb #2f6bab78
+# %% ../nbs/00a_download.ipynb #37e30e42
 _FAIL_COLS = ['id', 'url', 'reason']
 
 def _read_failures(*paths):
@@ -303,7 +303,7 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
     with atomic_path(summary) as p: Path(p).write_text(json.dumps(info, indent=1))
     return summary
 
-# %% ../nbs/00a_download.ipynb #ade02d25
+# %% ../nbs/00a_download.ipynb #07da4e48
 def _fetch_into(url, part, timeout, chunk, desc):
     "Download `url` into `part`, resuming from its current size with HTTP Range when the server allows."
     have = part.stat().st_size if part.exists() else 0
@@ -313,6 +313,8 @@ def _fetch_into(url, part, timeout, chunk, desc):
         raise
     with r:
         resumed = have and r.status == 206 and r.headers.get('Content-Range', '').startswith(f'bytes {have}-')
+        if r.status == 206 and not resumed:
+            part.unlink(missing_ok=True); raise DownloadError(f"unexpected Content-Range {r.headers.get('Content-Range')!r}", True)
         length = r.headers.get('Content-Length')
         total = (have if resumed else 0) + int(length) if length is not None else None
         with open(part, 'ab' if resumed else 'wb') as f, \
@@ -342,7 +344,7 @@ def fetch_file(url:str,           # http(s) URL
             time.sleep(backoff * 2**attempt)
     os.replace(part, dest); return dest
 
-# %% ../nbs/00a_download.ipynb #d7e02b96
+# %% ../nbs/00a_download.ipynb #0ac33f79
 def _md5(path, chunk=1 << 22):
     "Hex md5 of a file, read in chunks."
     h = hashlib.md5()
@@ -376,7 +378,7 @@ def _extract(tar, split_dir, staging):
     if skipped: warnings.warn(f'{tar.name}: skipped {len(skipped)} member(s) whose names are not image ids, e.g. {skipped[0]!r}')
     return n
 
-# %% ../nbs/00a_download.ipynb #ee1524a8
+# %% ../nbs/00a_download.ipynb #b869211b
 def download_shard(root,                  # dataset root: images go to root/<split>/a/b/c/<id>.jpg
                    split:str,             # 'train', 'index' or 'test'
                    i:int,                 # shard number
@@ -390,7 +392,9 @@ def download_shard(root,                  # dataset root: images go to root/<spl
     "Download, md5-verify and extract one GLD v2 shard; returns its done marker (skips the work if present)."
     root = Path(root); work = root/'.shards'/split; name = f'images_{i:03d}.tar'
     marker = work/f'images_{i:03d}.json'
-    if marker.exists(): return marker
+    if marker.exists():
+        if not keep_tar: (work/name).unlink(missing_ok=True)   # a kill between marker and clean-up
+        return marker
     kw = dict(base=base_url.rstrip('/'), split=split, i=i)
     md5_src = md5_url.format(**kw)
     want = _expected_md5(fetch(md5_src, timeout=timeout, retries=retries, backoff=backoff).decode(errors='replace'), name, md5_src)
@@ -408,7 +412,7 @@ def download_shard(root,                  # dataset root: images go to root/<spl
     if not keep_tar: tar.unlink()
     return marker
 
-# %% ../nbs/00a_download.ipynb #bb42bb30
+# %% ../nbs/00a_download.ipynb #167fd7dc
 def _shard_list(spec, n, param):
     "Shard numbers from 'all', k (the first k), '0-4,7' or a list; errors name the parameter."
     if spec is None or (isinstance(spec, str) and spec.strip() in ('', 'none')): return []
@@ -461,7 +465,7 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
                              '; '.join(f'{k}: {v}' for k, v in list(failed.items())[:5]))
     return root
 
-# %% ../nbs/00a_download.ipynb #c20d714a
+# %% ../nbs/00a_download.ipynb #47fea92c
 def download_gld_v1(root,                # dataset root, read by `load_gld(root, version=1)`
                     train:str=None,      # train.csv (id,url,landmark_id): a path or an http(s) URL
                     index:str=None,      # index.csv (id,url)
@@ -481,7 +485,7 @@ def download_gld_v1(root,                # dataset root, read by `load_gld(root,
         download_urls(dest, root/split, layout='flat', **kwargs)
     return root
 
-# %% ../nbs/00a_download.ipynb #3ebf3d51
+# %% ../nbs/00a_download.ipynb #e538f005
 _IMAGE_EXT = {'.jpg', '.jpeg', '.png'}
 _NON_LANDMARK = {'distractor', 'distractors', 'no_landmark', 'no_landmarks'}
 
@@ -517,7 +521,7 @@ def _scan(root, cache_dir):
     if loose: warnings.warn(f'{root}: {len(loose)} image(s) directly in the root (e.g. {loose[0]}) are ignored; put them in a <landmark>/ folder')
     return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), pd.DataFrame(bad, columns=['split', 'id', 'path'])
 
-# %% ../nbs/00a_download.ipynb #dc9b0e7b
+# %% ../nbs/00a_download.ipynb #d85d6acf
 def load_folder(root,                   # folder of root/<landmark>/<image> photos
                 query_frac:float=None,  # fraction of each landmark's images used as queries (None: all images are both)
                 seed:int=0,             # seed of the split and of the Usage column
@@ -552,7 +556,7 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     return GLD(root, 2, cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']), cols(index, ['id', 'path', 'landmark']),
                cols(test, ['id', 'path', 'landmark']), rec, ret, missing)
 
-# %% ../nbs/00a_download.ipynb #76d54b78
+# %% ../nbs/00a_download.ipynb #435fb76f
 @call_parse
 def _gld_v1_cli(root:str='../data/gld/v1', # dataset root
                 train:str=None,            # train.csv (id,url,landmark_id): path or URL
@@ -574,7 +578,7 @@ def _gld_v1_cli(root:str='../data/gld/v1', # dataset root
 
 @call_parse
 def _gld_v2_cli(root:str='../data/gld/v2',   # dataset root
-                train:str='all',             # train shards: all, k (the first k), 0-4,7 or none
+                train:str='all',             # train shards: all, k (the first k; 0 = none), ranges 0-4,7 (one: 5-5), none
                 index:str='all',             # index shards
                 test:str='all',              # test shards
                 base_url:str=GLD_V2_URL,     # bucket URL
@@ -600,7 +604,7 @@ def _urls_cli(urls:str,                # CSV with id,url columns
                                  retries=retries, retry_failed=retry_failed, progress=not quiet).read_text())
     print(json.dumps({k: d[k] for k in ('listed', 'present', 'downloaded', 'failed', 'missing_frac', 'reasons', 'failures')}, indent=1))
 
-# %% ../nbs/00a_download.ipynb #7144ba6c
+# %% ../nbs/00a_download.ipynb #b185a0d9
 _SOURCES = {'gld-v1': _gld_v1_cli, 'gld-v2': _gld_v2_cli, 'urls': _urls_cli}
 
 def download_cli(args:list=None):

@@ -431,3 +431,11 @@ def test_load_folder_real_landmarks_dev(tmp_path):
     s = load_folder(REAL, query_frac=0.3, seed=0, cache_dir=tmp_path/'c')
     assert len(s.index) + len(s.test) == 93 and s.train.landmark.nunique() == 17
     assert len(s.retrieval_solution) == (s.test.landmark != 'distractor').sum()
+
+
+def test_two_downloads_into_one_folder_are_refused(tmp_path):
+    from landmarks.download import _exclusive
+    (tmp_path/'l.csv').write_text('id,url\nabcd,http://127.0.0.1:9/x.jpg\n')
+    with _exclusive(tmp_path/'img'):
+        with pytest.raises(RuntimeError, match='another download'): download_urls(tmp_path/'l.csv', tmp_path/'img', progress=False)
+    assert not (tmp_path/'img_failures.csv').exists()
