@@ -88,7 +88,7 @@ def test_reencode_sizes_and_errors():
 def test_download_urls_every_kind_of_failure(tmp_path):
     files = {f'/{k}.jpg': jpeg(seed=k) for k in range(10)}
     ids = {k: f'{k:03d}abcdef' for k in range(10)}
-    faults = {'/1.jpg': 404, '/2.jpg': 500, '/3.jpg': [500, None], '/4.jpg': 'slow:2', '/5.jpg': b'<html>moved</html>',
+    faults = {'/1.jpg': 404, '/2.jpg': 500, '/3.jpg': [500, None], '/4.jpg': 'slow:3', '/5.jpg': b'<html>moved</html>',
               '/6.jpg': files['/6.jpg'][:len(files['/6.jpg'])//2], '/7.jpg': 'cut:50', '/8.jpg': 403}
     expect = {1: 'HTTP 404', 2: 'HTTP 500', 4: 'timeout', 5: 'not an image', 6: 'truncated image', 7: 'truncated response',
               8: 'HTTP 403'}
@@ -96,7 +96,7 @@ def test_download_urls_every_kind_of_failure(tmp_path):
         urls = pd.DataFrame({'id': list(ids.values()), 'url': [srv.url(f'{k}.jpg') for k in ids]})
         urls.loc[len(urls)] = ['nourl0000', '']
         urls.loc[len(urls)] = ['ftpurl000', 'ftp://127.0.0.1/x.jpg']
-        s = json.loads(download_urls(urls, tmp_path/'train', size=32, workers=4, **dict(FAST, timeout=0.3, retries=1)).read_text())
+        s = json.loads(download_urls(urls, tmp_path/'train', size=32, workers=4, **dict(FAST, timeout=1.0, retries=1)).read_text())
     assert image_files(tmp_path/'train') == sorted(ids[k] for k in (0, 3, 9))
     for f in (tmp_path/'train').rglob('*.jpg'):
         im = Image.open(f); assert im.format == 'JPEG' and min(im.size) == 32 and f.parent.name == f.stem[2]
