@@ -7,7 +7,7 @@ __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CS
            'reencode', 'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'download_gld_v1',
            'load_folder', 'download_cli']
 
-# %% ../nbs/00a_download.ipynb #3c737445
+# %% ../nbs/00a_download.ipynb #7462b055
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
 import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile, tempfile
 import threading, time, urllib.error, urllib.request, warnings
@@ -21,7 +21,7 @@ from fastcore.script import anno_parser, call_parse
 from tqdm.auto import tqdm
 from .data import GLD, atomic_path, load_gld
 
-# %% ../nbs/00a_download.ipynb #a63e1791
+# %% ../nbs/00a_download.ipynb #3b12081b
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
 GLD_V2_SHARDS = {'train': 500, 'index': 100, 'test': 20}
 GLD_V2_TAR = '{base}/{split}/images_{i:03d}.tar'
@@ -32,7 +32,7 @@ GLD_V2_CSVS = {  # file name in the dataset root: path below the base URL
     'recognition_solution.csv': 'ground_truth/recognition_solution_v2.1.csv',   # names `load_gld` reads
     'retrieval_solution.csv': 'ground_truth/retrieval_solution_v2.1.csv'}
 
-# %% ../nbs/00a_download.ipynb #f5df1538
+# %% ../nbs/00a_download.ipynb #e2a6e145
 class _Server(http.server.ThreadingHTTPServer):
     "A threaded server with a deep accept queue (bursts of parallel downloads) and daemon handler threads."
     daemon_threads, request_queue_size = True, 256
@@ -95,7 +95,7 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError): pass
         return Handler
 
-# %% ../nbs/00a_download.ipynb #8b5d2263
+# %% ../nbs/00a_download.ipynb #e8276ee0
 class DownloadError(Exception):
     "A failed download; `reason` is the short text of the failures CSV, `transient` says whether a retry may help."
     def __init__(self, reason:str, transient:bool=False): super().__init__(reason); self.reason, self.transient = reason, transient
@@ -129,7 +129,7 @@ def _read(resp, timeout, max_bytes):
     if length is not None and n < int(length): raise DownloadError('truncated response', True)
     return b''.join(chunks)
 
-# %% ../nbs/00a_download.ipynb #eb6030ce
+# %% ../nbs/00a_download.ipynb #92e8d0f2
 def fetch(url:str,             # http(s) URL
           timeout:float=10.,   # seconds without an answer (and 3x this for the whole body)
           retries:int=3,       # extra attempts after a transient failure
@@ -146,7 +146,7 @@ def fetch(url:str,             # http(s) URL
             if not e.transient or attempt == retries: raise
             time.sleep(backoff * 2**attempt)
 
-# %% ../nbs/00a_download.ipynb #cf0b32f5
+# %% ../nbs/00a_download.ipynb #6d3b7806
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'RIFF', b'BM')
 
 def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> bytes:
@@ -167,7 +167,7 @@ def reencode(data:bytes, size:int=256, resize:str='short', quality:int=90) -> by
         s = size / min(w, h); im = im.resize((max(1, round(w*s)), max(1, round(h*s))), Image.Resampling.BICUBIC)
     out = io.BytesIO(); im.save(out, 'JPEG', quality=quality); return out.getvalue()
 
-# %% ../nbs/00a_download.ipynb #57690a23
+# %% ../nbs/00a_download.ipynb #bba2b9cb
 _ID = re.compile(r'[0-9A-Za-z_-]{3,}')
 
 def _image_file(split_dir, image_id, layout='abc'):
@@ -230,7 +230,7 @@ def _download_one(image_id, url, dest, tmp_dir, opts):
     except DownloadError as e: return e.reason
     except Exception as e: return f'error: {type(e).__name__}: {e}'
 
-# %% ../nbs/00a_download.ipynb #37e30e42
+# %% ../nbs/00a_download.ipynb #db79be90
 _FAIL_COLS = ['id', 'url', 'reason']
 
 def _read_failures(*paths):
@@ -303,7 +303,7 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
     with atomic_path(summary) as p: Path(p).write_text(json.dumps(info, indent=1))
     return summary
 
-# %% ../nbs/00a_download.ipynb #07da4e48
+# %% ../nbs/00a_download.ipynb #26711ab9
 def _fetch_into(url, part, timeout, chunk, desc):
     "Download `url` into `part`, resuming from its current size with HTTP Range when the server allows."
     have = part.stat().st_size if part.exists() else 0
@@ -344,7 +344,7 @@ def fetch_file(url:str,           # http(s) URL
             time.sleep(backoff * 2**attempt)
     os.replace(part, dest); return dest
 
-# %% ../nbs/00a_download.ipynb #0ac33f79
+# %% ../nbs/00a_download.ipynb #100ad517
 def _md5(path, chunk=1 << 22):
     "Hex md5 of a file, read in chunks."
     h = hashlib.md5()
@@ -378,7 +378,7 @@ def _extract(tar, split_dir, staging):
     if skipped: warnings.warn(f'{tar.name}: skipped {len(skipped)} member(s) whose names are not image ids, e.g. {skipped[0]!r}')
     return n
 
-# %% ../nbs/00a_download.ipynb #b869211b
+# %% ../nbs/00a_download.ipynb #a1cd14e9
 def download_shard(root,                  # dataset root: images go to root/<split>/a/b/c/<id>.jpg
                    split:str,             # 'train', 'index' or 'test'
                    i:int,                 # shard number
@@ -412,7 +412,7 @@ def download_shard(root,                  # dataset root: images go to root/<spl
     if not keep_tar: tar.unlink()
     return marker
 
-# %% ../nbs/00a_download.ipynb #167fd7dc
+# %% ../nbs/00a_download.ipynb #3ef423b4
 def _shard_list(spec, n, param):
     "Shard numbers from 'all', k (the first k), '0-4,7' or a list; errors name the parameter."
     if spec is None or (isinstance(spec, str) and spec.strip() in ('', 'none')): return []
@@ -465,7 +465,7 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
                              '; '.join(f'{k}: {v}' for k, v in list(failed.items())[:5]))
     return root
 
-# %% ../nbs/00a_download.ipynb #47fea92c
+# %% ../nbs/00a_download.ipynb #640f4ecf
 def download_gld_v1(root,                # dataset root, read by `load_gld(root, version=1)`
                     train:str=None,      # train.csv (id,url,landmark_id): a path or an http(s) URL
                     index:str=None,      # index.csv (id,url)
@@ -485,7 +485,7 @@ def download_gld_v1(root,                # dataset root, read by `load_gld(root,
         download_urls(dest, root/split, layout='flat', **kwargs)
     return root
 
-# %% ../nbs/00a_download.ipynb #e538f005
+# %% ../nbs/00a_download.ipynb #ca7aa727
 _IMAGE_EXT = {'.jpg', '.jpeg', '.png'}
 _NON_LANDMARK = {'distractor', 'distractors', 'no_landmark', 'no_landmarks'}
 
@@ -521,7 +521,7 @@ def _scan(root, cache_dir):
     if loose: warnings.warn(f'{root}: {len(loose)} image(s) directly in the root (e.g. {loose[0]}) are ignored; put them in a <landmark>/ folder')
     return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), pd.DataFrame(bad, columns=['split', 'id', 'path'])
 
-# %% ../nbs/00a_download.ipynb #d85d6acf
+# %% ../nbs/00a_download.ipynb #cdb7e34a
 def load_folder(root,                   # folder of root/<landmark>/<image> photos
                 query_frac:float=None,  # fraction of each landmark's images used as queries (None: all images are both)
                 seed:int=0,             # seed of the split and of the Usage column
@@ -533,7 +533,7 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     if query_frac is not None and not 0 < query_frac < 1: raise ValueError(f'load_folder: query_frac={query_frac} must be in (0, 1) or None')
     df, missing = _scan(root, Path(cache_dir).resolve() if cache_dir else _cache_root(root))
     if not len(df): raise ValueError(f'load_folder: no jpg/jpeg/png images in {root}/<landmark>/ folders')
-    names = sorted(set(df.landmark) - _NON_LANDMARK)
+    names = sorted(n for n in set(df.landmark) if n.lower() not in _NON_LANDMARK)
     lid = {n: k for k, n in enumerate(names)}
     df['landmark_id'] = [lid.get(n, -1) for n in df.landmark]
     df['url'] = [Path(p).as_uri() for p in df.path]
@@ -542,7 +542,7 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     if query_frac is not None:
         for name, g in df.groupby('landmark', sort=True):
             k = len(g)
-            nq = round(k * query_frac) if name in _NON_LANDMARK else (0 if k < 2 else min(k - 1, max(1, round(k * query_frac))))
+            nq = round(k * query_frac) if name.lower() in _NON_LANDMARK else (0 if k < 2 else min(k - 1, max(1, round(k * query_frac))))
             is_query[g.index.values[rng.permutation(k)[:nq]]] = True
     index = df[~is_query] if query_frac is not None else df
     test = df[is_query] if query_frac is not None else df
@@ -556,7 +556,7 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     return GLD(root, 2, cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']), cols(index, ['id', 'path', 'landmark']),
                cols(test, ['id', 'path', 'landmark']), rec, ret, missing)
 
-# %% ../nbs/00a_download.ipynb #435fb76f
+# %% ../nbs/00a_download.ipynb #646079a4
 @call_parse
 def _gld_v1_cli(root:str='../data/gld/v1', # dataset root
                 train:str=None,            # train.csv (id,url,landmark_id): path or URL
@@ -604,7 +604,7 @@ def _urls_cli(urls:str,                # CSV with id,url columns
                                  retries=retries, retry_failed=retry_failed, progress=not quiet).read_text())
     print(json.dumps({k: d[k] for k in ('listed', 'present', 'downloaded', 'failed', 'missing_frac', 'reasons', 'failures')}, indent=1))
 
-# %% ../nbs/00a_download.ipynb #b185a0d9
+# %% ../nbs/00a_download.ipynb #1051881c
 _SOURCES = {'gld-v1': _gld_v1_cli, 'gld-v2': _gld_v2_cli, 'urls': _urls_cli}
 
 def download_cli(args:list=None):

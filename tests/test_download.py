@@ -369,7 +369,7 @@ def test_cli_downloads_v2_and_v1(tmp_path, capsys):
 
 def make_folder(root):
     "Two landmarks, distractors, a png, a sideways photo, a broken file and a non-image."
-    for name, n in (('b_tower', 3), ('a_church', 2), ('distractor', 2), ('c_single', 1)):
+    for name, n in (('b_tower', 3), ('a_church', 2), ('Distractor', 2), ('c_single', 1)):
         (root/name).mkdir(parents=True, exist_ok=True)
         for k in range(n): (root/name/f'p{k}.jpg').write_bytes(jpeg(seed=k + 10 * n))
     Image.open(io.BytesIO(jpeg(seed=9))).save(root/'a_church'/'night.PNG')
@@ -390,10 +390,10 @@ def test_load_folder_all_images_both_index_and_query(tmp_path):
     assert Path(side).is_relative_to(tmp_path/'cache') and Image.open(side).size == (48, 64)
     assert g.train.set_index('id').path['b_tower/p0'] == str(tmp_path/'ph'/'b_tower'/'p0.jpg')
     rec = dict(zip(g.recognition_solution.id, g.recognition_solution.landmarks))
-    assert rec['distractor/p1'] == '' and rec['b_tower/sub/side'] == '1' and rec['c_single/p0'] == '2'
+    assert rec['Distractor/p1'] == '' and rec['b_tower/sub/side'] == '1' and rec['c_single/p0'] == '2'
     ret = dict(zip(g.retrieval_solution.id, g.retrieval_solution.images))
     assert sorted(ret['b_tower/p0'].split()) == ['b_tower/p1', 'b_tower/p2', 'b_tower/sub/side']
-    assert 'c_single/p0' not in ret and not any(i.startswith('distractor') for i in ret)  # nothing to find / no landmark
+    assert 'c_single/p0' not in ret and not any(i.startswith('Distractor') for i in ret)  # nothing to find / no landmark
     assert set(g.recognition_solution.Usage) <= {'Public', 'Private'}
 
 
@@ -403,7 +403,7 @@ def test_load_folder_split_into_index_and_queries(tmp_path):
     assert set(g.index.id).isdisjoint(g.test.id) and len(g.index) + len(g.test) == 10
     for lm in ('a_church', 'b_tower'):
         assert (g.index.landmark == lm).sum() >= 1 and (g.test.landmark == lm).sum() >= 1
-    assert 'c_single/p0' in set(g.index.id) and set(g.train.id) == set(g.index[g.index.landmark != 'distractor'].id)
+    assert 'c_single/p0' in set(g.index.id) and set(g.train.id) == set(g.index[g.index.landmark != 'Distractor'].id)
     for q, imgs in zip(g.retrieval_solution.id, g.retrieval_solution.images):
         assert {i.split('/')[0] for i in imgs.split()} == {q.split('/')[0]} and set(imgs.split()) <= set(g.index.id)
     assert load_folder(root, query_frac=0.5, seed=1, cache_dir=tmp_path/'cache').test.id.tolist() == g.test.id.tolist()
