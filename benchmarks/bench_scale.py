@@ -1,0 +1,49 @@
+"""Cost versus size (chapter 10): the out-of-core IVF-PQ index at 1e6, 1e7, 5e7 features, and extraction on Ray.
+
+Each index size is built and searched in fresh processes (landmarks.scale.measure_index): build time, peak resident
+memory (ru_maxrss, measured), bytes per feature on disk, query time per 1,000-feature image. Rows are appended to
+benchmarks/results/scale_index.csv as they finish; sizes already there are skipped (--redo to measure again).
+`--extract` times the same images through the single-process engine and through Ray with 1 and 2 workers
+(benchmarks/results/scale_extract.csv). Run heavy sizes niced: `nice -n 10 python benchmarks/bench_scale.py`.
+"""
+import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
+import argparse, tempfile, time
+from pathlib import Path
+import pandas as pd
+from landmarks.scale import cost_table, measure_extraction
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--sizes', default='1e6,1e7,5e7', help='numbers of features, comma-separated')
+    p.add_argument('--nlist', type=int, default=1024)
+    p.add_argument('--m', type=int, default=20)
+    p.add_argument('--nprobe', type=int, default=16)
+    p.add_argument('--batch-size', type=int, default=1_000_000)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--query-images', type=int, default=3)
+    p.add_argument('--work', default=None, help='scratch folder for the indexes (default: a temporary folder)')
+    p.add_argument('--redo', action='store_true', help='measure sizes already in the CSV again')
+    p.add_argument('--extract', action='store_true', help='also time extraction on Ray with 1 and 2 workers')
+    p.add_argument('--dataset', default='synth:small', help='images for --extract')
+    p.add_argument('--data-dir', default=str(RESULTS.parent.parent / 'data'))
+    a = p.parse_args()
+    csv = RESULTS / 'scale_index.csv'
+    if a.redo and csv.exists(): csv.unlink()
+    sizes = [int(float(s)) for s in a.sizes.split(',') if s]
+    with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as work:
+        t = cost_table(sizes, work, csv=csv, nlist=a.nlist, m=a.m, nprobe=a.nprobe, batch_size=a.batch_size,
+                       threads=a.threads, n_images=a.query_images)
+    for r in t.itertuples():
+        print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
+              f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
+              f"({1000 / r.query_s_per_image:8,.0f} query features/s)")
+    if a.extract:
+        with tempfile.TemporaryDirectory(prefix='bench-extract-', dir=a.work) as work:
+            e = measure_extraction(a.dataset, work, workers=(1, 2), data_dir=a.data_dir, shard_size=32)
+        e.assign(dataset=a.dataset, date=time.strftime('%Y-%m-%d %H:%M')).to_csv(RESULTS / 'scale_extract.csv', index=False)
+        for r in e.itertuples():
+            print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.1f} images/s, {r.features_per_s:9,.0f} features/s")
+
+if __name__ == '__main__': main()

@@ -1,0 +1,146 @@
+"""Chapter 10 (landmarks.scale): Ray extraction gives the default engine's features; shards resume and retry alone;
+the out-of-core and sharded indexes answer as one in-memory index. One local Ray session for the module."""
+import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
+import json, os, shutil, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, faiss
+from landmarks.data import dataset_root
+from landmarks.delf import extract_features, image_frame
+from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
+                             search_parts, build_shard_index, as_index, _in_memory_index, _same_answers, _same_features)
+from landmarks.cli import main as cli
+
+SPEC = 'synth:tiny'
+
+@pytest.fixture(scope='module')
+def ray_session():
+    import ray, logging
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp('data')
+    dataset_root(SPEC, d, progress=False)
+    return d
+
+@pytest.fixture(scope='module')
+def single(data, tmp_path_factory):
+    "The default engine's store of the whole tiny dataset (RootSIFT)."
+    return extract_features(SPEC, tmp_path_factory.mktemp('single') / 'single.h5', features='sift', data_dir=data, progress=False)
+
+@pytest.fixture(scope='module')
+def ray_store(ray_session, data, tmp_path_factory):
+    "The tiny dataset extracted on Ray by 2 actors, 16 images per shard."
+    return extract_shards(SPEC, tmp_path_factory.mktemp('ray') / 'ray.h5', features='sift', shard_size=16, engine='ray',
+                          workers=2, data_dir=data, progress=False)
+
+def _frame(data, n=12):
+    return image_frame(SPEC, data).iloc[:n].reset_index(drop=True)
+
+def test_ray_two_workers_same_features_as_single_process(ray_store, data, single):
+    out = ray_store
+    assert _same_features(out, single)
+    man = read_manifest(out)
+    assert man['n_images'] == len(image_frame(SPEC, data)) and man['n_shards'] == -(-man['n_images'] // 16)
+    assert {s['status'] for s in man['shards']} == {'done'}
+    assert len({s['pid'] for s in man['shards']}) == 2          # both actors extracted shards
+    assert os.getpid() not in {s['pid'] for s in man['shards']}  # ... in their own processes
+
+def test_cli_engine_ray_on_photo_folder_same_as_default_engine(ray_session, data, tmp_path):
+    fr = image_frame(SPEC, data).iloc[:10]
+    photos = tmp_path / 'photos'
+    for i, r in enumerate(fr.itertuples()):
+        d = photos / ('distractor' if i % 5 == 4 else f'landmark{i % 3}'); d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.path, d / f'IMG_{i:04d}.jpg')
+    cli(['extract', '--engine', 'ray', '--images', str(photos), '--out', str(tmp_path / 'ray.h5'), '--features', 'sift',
+         '--shard_size', '3', '--workers', '2', '--data_dir', str(data)])
+    cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift', '--data_dir', str(data)])
+    assert _same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
+    assert read_manifest(tmp_path / 'ray.h5')['n_images'] == 10
+
+def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
+    fr = _frame(data)
+    fifo = tmp_path / 'slow.jpg'; os.mkfifo(fifo)     # reading it blocks: the run hangs inside shard 1
+    fr_hang = fr.assign(path=[str(fifo) if i == 6 else p for i, p in enumerate(fr.path)])
+    fr_hang.to_csv(tmp_path / 'frame.csv', index=False)
+    out = tmp_path / 'feats.h5'
+    code = textwrap.dedent(f"""
+        import landmarks, pandas as pd
+        from landmarks.scale import extract_shards
+        extract_shards(pd.read_csv({str(tmp_path / 'frame.csv')!r}, dtype=str), {str(out)!r}, features='sift',
+                       shard_size=4, batch_size=1, engine='serial', data_dir={str(data)!r}, progress=False)""")
+    proc = subprocess.Popen([sys.executable, '-c', code])
+    shards = out.with_suffix('.shards')
+    try:
+        deadline = time.time() + 120
+        while not ((shards / 'shard-00000.h5').exists() and list(shards.glob('shard-00001.h5.parts/*.h5'))):
+            assert proc.poll() is None and time.time() < deadline, 'the run should hang in shard 1'
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally: proc.send_signal(signal.SIGKILL); proc.wait()
+    assert not (shards / 'shard-00001.h5').exists() and not (shards / 'shard-00002.h5').exists()
+    done0 = (shards / 'shard-00000.h5').stat().st_mtime_ns
+    fifo.unlink(); shutil.copy(fr.path[6], fifo)      # the file is readable now
+    extract_shards(fr_hang, out, features='sift', shard_size=4, batch_size=1, engine='ray', workers=2, data_dir=data, progress=False)
+    assert (shards / 'shard-00000.h5').stat().st_mtime_ns == done0   # the finished shard was not redone
+    man = read_manifest(out)
+    assert [s['status'] for s in man['shards']] == ['done'] * 3
+    assert {s['pid'] for s in man['shards'][1:]}.isdisjoint({proc.pid, os.getpid()})  # shards 1, 2 ran on Ray actors
+    ref = extract_features(fr_hang, tmp_path / 'ref.h5', features='sift', data_dir=data, progress=False)
+    assert _same_features(out, ref)
+
+def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
+    fr = _frame(data)
+    bad = tmp_path / 'broken.jpg'; bad.write_bytes(b'not a jpeg')
+    fr_bad = fr.assign(path=[str(bad) if i == 5 else p for i, p in enumerate(fr.path)])
+    out = tmp_path / 'feats.h5'
+    with pytest.raises(RuntimeError, match=r'shard-00001\.h5: .*broken\.jpg'):
+        extract_shards(fr_bad, out, features='sift', shard_size=4, engine='ray', workers=2, retries=1, data_dir=data, progress=False)
+    man = read_manifest(out)
+    assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('failed', 2), ('done', 1)]
+    assert 'broken.jpg' in man['shards'][1]['error']
+    with pytest.raises(FileNotFoundError, match='shard-00001.h5'): shard_paths(out)
+    before = {p: p.stat().st_mtime_ns for p in out.with_suffix('.shards').glob('shard-*.h5')}
+    shutil.copy(fr.path[5], bad)                      # repaired
+    extract_shards(fr_bad, out, features='sift', shard_size=4, engine='serial', data_dir=data, progress=False)
+    man = read_manifest(out)
+    assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('done', 3), ('done', 1)]
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # only the failed shard ran again
+    assert _same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', data_dir=data, progress=False))
+
+def test_changed_plan_is_refused(data, tmp_path):
+    fr = _frame(data)
+    out = extract_shards(fr, tmp_path / 'f.h5', features='sift', shard_size=4, engine='serial', data_dir=data, progress=False)
+    with pytest.raises(ValueError, match='plan.csv, line 2: the image list'):
+        extract_shards(fr.iloc[::-1], out, features='sift', shard_size=4, engine='serial', data_dir=data, progress=False)
+    with pytest.raises(ValueError, match="max_features"):
+        extract_shards(fr, out, features='sift', shard_size=4, engine='serial', data_dir=data, progress=False, max_features=50)
+
+def test_out_of_core_and_sharded_search_answer_as_one_index(tmp_path):
+    src = SynthVectors(25_000, batch_size=6_000, seed=3)          # 5 parts, the last one short
+    path = build_ooc_index(src, tmp_path / 'ooc', nlist=50, m=10, nbits=6, sample=5_000)
+    q = src.queries(300, seed=7)
+    ref = _in_memory_index(tmp_path / 'ooc' / 'trained.index', src, nprobe=12)
+    D, I = ref.search(q, 20)
+    Do, Io = load_index(path, nprobe=12).search(q, 20)
+    Ds, Is = search_parts(sorted((tmp_path / 'ooc' / 'parts').glob('part-*.index')), q, k=20, nprobe=12)
+    assert load_index(path).ntotal == src.n == 25_000
+    assert _same_answers(Do, Io, D, I) and _same_answers(Ds, Is, D, I)
+    assert not _same_answers(Do, np.roll(Io, 1, axis=0), D, I)
+    assert os.path.getsize(tmp_path / 'ooc' / 'index.ivfdata') == src.n * (8 + 8)  # 60-bit codes and ids live on disk
+
+def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
+    from landmarks.kdtree import build_index, Index
+    from landmarks.delf import read_features
+    out = ray_store
+    ref_dir = build_index(single, tmp_path, kind='ivfpq', name='ref', nlist=12)
+    idx = build_shard_index(out, tmp_path / 'ooc', trained=ref_dir / 'index.faiss', batch_images=25)
+    a, b = as_index(idx), Index.load(ref_dir)
+    ids = sorted(read_features(single))[:3]
+    q = np.concatenate([read_features(single, ids)[i]['descriptors'] for i in ids])
+    na, nb = a.search(q, k=8), b.search(q, k=8)
+    assert a.ntotal == b.ntotal and a.image_ids == b.image_ids
+    np.testing.assert_allclose(na.distances, nb.distances, atol=1e-5)
+    np.testing.assert_array_equal(na.images, nb.images)
