@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['fit_pca', 'PCA', 'load_pca', 'pca_features', 'explained_variance_figure']
 
-# %% ../nbs/04_pca.ipynb #20c0fd52
+# %% ../nbs/04_pca.ipynb #d278e912
 import landmarks  # noqa: F401
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np, h5py
 from tqdm.auto import tqdm
 from .delf import FIELDS, read_features, feature_settings, _files, _key, _unkey, _write, _atomic
 
-# %% ../nbs/04_pca.ipynb #7882e940
+# %% ../nbs/04_pca.ipynb #00e806db
 def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 def _sample_batches(h5, sample, seed, batch=8192):
@@ -34,7 +34,7 @@ def _sample_batches(h5, sample, seed, batch=8192):
         if n >= batch: yield np.concatenate(buf); buf, n = [], 0
     if buf: yield np.concatenate(buf)
 
-# %% ../nbs/04_pca.ipynb #7fa48761
+# %% ../nbs/04_pca.ipynb #17dc9ad1
 def fit_pca(features_h5,          # a feature store (03_delf)
             out_npz,              # where the PCA goes (.npz: mean, components, variances, settings)
             dims=(40, 10),        # output dimensions it will be used at
@@ -71,7 +71,7 @@ def fit_pca(features_h5,          # a feature store (03_delf)
                      variances=var.astype(np.float64), settings=np.array(json.dumps(st)))
     return out_npz
 
-# %% ../nbs/04_pca.ipynb #eddd1f41
+# %% ../nbs/04_pca.ipynb #bfcfcaf2
 class PCA:
     "A fitted L2 -> PCA -> L2 projection (plain arrays)."
     def __init__(self, mean, components, variances, settings):
@@ -101,7 +101,7 @@ def load_pca(npz) -> PCA:
     with np.load(npz, allow_pickle=False) as z:
         return PCA(z['mean'], z['components'], z['variances'], json.loads(str(z['settings'])))
 
-# %% ../nbs/04_pca.ipynb #93898600
+# %% ../nbs/04_pca.ipynb #5c37eba0
 def pca_features(features_h5,   # a feature store
                  pca_npz,       # a PCA from `fit_pca`
                  out_h5,        # the reduced store to write
@@ -126,7 +126,7 @@ def pca_features(features_h5,   # a feature store
                         g.create_dataset(n, data=v)
     return out_h5
 
-# %% ../nbs/04_pca.ipynb #8ad39251
+# %% ../nbs/04_pca.ipynb #24d9ac3e
 def explained_variance_figure(pca:PCA, marks=(10, 40)):
     "Cumulative explained variance against PCA dimension, with `marks` dimensions marked."
     import matplotlib.pyplot as plt
