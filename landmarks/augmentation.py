@@ -6,14 +6,14 @@
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'train_transform', 'eval_transform', 'balance_weights', 'balanced_sampler',
            'rare_classes', 'LandmarkImages', 'denormalize', 'show_batch', 'plot_balance']
 
-# %% ../nbs/01_augmentation.ipynb #a0e41097
+# %% ../nbs/01_augmentation.ipynb #f1698a66
 import numpy as np, torch, torchvision.transforms as T
 import matplotlib.pyplot as plt
 from collections import Counter
 from PIL import Image
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-# %% ../nbs/01_augmentation.ipynb #b5a77cd0
+# %% ../nbs/01_augmentation.ipynb #f3a1932d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def train_transform(image_size:int=256, # side of the square resize
@@ -32,7 +32,7 @@ def eval_transform(image_size:int=256, crop_size:int=224, mean=IMAGENET_MEAN, st
     if crop_size > image_size: raise ValueError(f"crop_size={crop_size} is larger than image_size={image_size}")
     return T.Compose([T.Resize((image_size, image_size)), T.CenterCrop(crop_size), T.ToTensor(), T.Normalize(mean, std)])
 
-# %% ../nbs/01_augmentation.ipynb #3220edcf
+# %% ../nbs/01_augmentation.ipynb #7fcc38df
 def balance_weights(labels, # one class label per training image
                     cap:float=10.0): # most a class is oversampled
     "Per-image sampling weights: inverse class frequency, the oversampling factor capped at `cap`."
@@ -47,21 +47,21 @@ def balanced_sampler(labels, cap:float=10.0, num_samples:int=None, # draws per e
     return WeightedRandomSampler(torch.as_tensor(balance_weights(labels, cap)), num_samples or len(labels),
                                  replacement=True, generator=generator)
 
-# %% ../nbs/01_augmentation.ipynb #3bc7860c
+# %% ../nbs/01_augmentation.ipynb #1a292017
 def rare_classes(labels, rare_below:float=None): # default: the median class size
     "The set of classes with fewer than `rare_below` images."
     counts = Counter(labels)
     if rare_below is None: rare_below = float(np.median(list(counts.values())))
     return {c for c, n in counts.items() if n < rare_below}
 
-# %% ../nbs/01_augmentation.ipynb #0ff00616
+# %% ../nbs/01_augmentation.ipynb #2c854acb
 class LandmarkImages(Dataset):
     "Images of a GLD frame (`path`, optional `landmark_id`) as (tensor, class index) pairs."
     def __init__(self, frame, class_map:dict=None, transform=None, strong=None, rare=()):
         self.paths = list(frame['path'])
         ids = frame['landmark_id'] if 'landmark_id' in frame else [None] * len(frame)
         self.labels = [(class_map or {}).get(l, -1) for l in ids]
-        self.rare_mask = [l in set(rare) for l in ids]
+        rare = set(rare); self.rare_mask = [l in rare for l in ids]
         self.transform, self.strong = transform or T.ToTensor(), strong
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
@@ -70,7 +70,7 @@ class LandmarkImages(Dataset):
         tf = self.strong if self.strong is not None and self.rare_mask[i] else self.transform
         return tf(img), self.labels[i]
 
-# %% ../nbs/01_augmentation.ipynb #ce4b96ed
+# %% ../nbs/01_augmentation.ipynb #82f7b6c2
 def denormalize(x:torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     "Undo `Normalize` for display: (C,H,W) tensor -> (H,W,C) array in [0, 1]."
     return (x * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1).permute(1, 2, 0).numpy()
@@ -90,7 +90,7 @@ def show_batch(paths, # image files to show
     fig.suptitle('before / after augmentation' + (' (strong)' if strong else '')); fig.tight_layout()
     return fig
 
-# %% ../nbs/01_augmentation.ipynb #18a277b3
+# %% ../nbs/01_augmentation.ipynb #4ea21ebc
 def plot_balance(labels, cap:float=10.0, seed:int=0):
     "Figure: images per class (sorted) in one epoch, uniform sampling versus balanced sampling."
     labels = list(labels)

@@ -7,7 +7,7 @@ __all__ = ['ARCHS', 'imagenet_file', 'imagenet_state_dict', 'build_model', 'set_
            'predict', 'as_predictions', 'recognize', 'recognition_row', 'write_table', 'threshold_curve',
            'plot_thresholds', 'train_cli', 'recognize_cli']
 
-# %% ../nbs/02_transfer.ipynb #dadf3c19
+# %% ../nbs/02_transfer.ipynb #d977a389
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import contextlib, math, os, random, shutil, socket, time
 from pathlib import Path
@@ -24,7 +24,7 @@ from .augmentation import (IMAGENET_MEAN, IMAGENET_STD, LandmarkImages, balanced
                                     rare_classes, train_transform)
 from .evaluation import accuracy, global_average_precision, read_solution, write_recognition_submission
 
-# %% ../nbs/02_transfer.ipynb #dd2720e7
+# %% ../nbs/02_transfer.ipynb #5b462bdd
 ARCHS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
 
 def imagenet_file(arch:str='resnet50') -> Path:
@@ -49,14 +49,14 @@ def imagenet_state_dict(arch:str='resnet50') -> dict:
                                 "or a checkpoint path.")
     return w.get_state_dict(progress=True)
 
-# %% ../nbs/02_transfer.ipynb #46c9d841
+# %% ../nbs/02_transfer.ipynb #23c019ef
 def build_model(arch:str='resnet50', # a torchvision ResNet
                 n_classes:int=1000,  # outputs of the new head
                 weights='none',      # 'imagenet', 'none' or a checkpoint path (its backbone)
                ) -> tuple: # (model, a description of the weights it started from)
     "A torchvision ResNet with a new `n_classes` head; its backbone from `weights`."
     if arch not in ARCHS: raise ValueError(f"parameter arch={arch!r}: use one of {ARCHS}")
-    model = torchvision.models.get_model(arch, weights=None)
+    model = torchvision.models.get_model(arch, weights=None, zero_init_residual=True)  # trains faster from nothing
     if weights == 'imagenet': model.load_state_dict(imagenet_state_dict(arch)); origin = 'imagenet'
     elif weights in (None, 'none'): origin = 'none'
     else:
@@ -74,7 +74,7 @@ def set_mode(model:nn.Module, mode:str='finetune') -> list:
     for n, p in model.named_parameters(): p.requires_grad = mode == 'finetune' or n.startswith('fc.')
     return [p for p in model.parameters() if p.requires_grad]
 
-# %% ../nbs/02_transfer.ipynb #fb08dd39
+# %% ../nbs/02_transfer.ipynb #5f022df7
 _MB_PER_IMAGE = {'resnet18': 40, 'resnet34': 60, 'resnet50': 100, 'resnet101': 150, 'resnet152': 210}
 
 def auto_batch_size(arch:str='resnet50', crop_size:int=224, mode:str='finetune', device='cpu',
@@ -87,10 +87,10 @@ def auto_batch_size(arch:str='resnet50', crop_size:int=224, mode:str='finetune',
     per = _MB_PER_IMAGE.get(arch, 210) * 2**20 * (crop_size / 224)**2
     per *= (0.5 if device.type == 'cuda' else 1) * (0.25 if mode == 'frozen' else 1)
     bs = min(max(int(free_bytes * 0.5 // per), 1), 256 if device.type == 'cuda' else 64)
-    if n_train: bs = min(bs, max(n_train // 8, 8))
+    if n_train: bs = min(bs, max(n_train // 32, 8))
     return 2 ** int(math.log2(bs))
 
-# %% ../nbs/02_transfer.ipynb #41b291b1
+# %% ../nbs/02_transfer.ipynb #9554c21d
 def _as_gld(root_or_gld, data_dir='../data') -> GLD:
     "A GLD from a GLD, a folder or a SynthLandmarks spec."
     return root_or_gld if isinstance(root_or_gld, GLD) else load_gld(dataset_root(str(root_or_gld), data_dir))
@@ -148,7 +148,7 @@ def _top1(model, loader, device, amp=False, desc=None, progress=False):
     cat = lambda l: torch.cat(l).numpy() if l else np.zeros(0)
     return cat(idx), cat(score), cat(labels)
 
-# %% ../nbs/02_transfer.ipynb #f6d745ae
+# %% ../nbs/02_transfer.ipynb #78eae2fb
 def train(root_or_gld, # a GLD, a GLD-layout folder or a SynthLandmarks spec
           out_dir,     # checkpoints go to out_dir/models/<arch>_<mode>/
           arch:str='resnet50', mode:str='finetune', # 'finetune' (all layers) or 'frozen' (head only)
@@ -177,7 +177,7 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
     gld = _as_gld(root_or_gld, data_dir)
     mdir = Path(out_dir)/'models'/f'{arch}_{mode}'; final = mdir/'model.pt'
     settings = dict(dataset=str(Path(gld.root).resolve()), n_train=len(gld.train), arch=arch, mode=mode,
-                    weights=str(weights), epochs=epochs, image_size=image_size, crop_size=crop_size,
+                    weights=weights if weights in ('imagenet', 'none', None) else str(Path(weights).resolve()), epochs=epochs, image_size=image_size, crop_size=crop_size,
                     batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, seed=seed,
                     val_frac=val_frac, cap=cap, rare_below=rare_below, warmup=warmup, clip=clip)
     if overwrite and mdir.exists(): shutil.rmtree(mdir)
@@ -238,7 +238,7 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
         with atomic_path(mdir/'metrics.csv') as tmp: pd.DataFrame(rows).to_csv(tmp, index=False)
     return _save(final, dict(meta=dict(meta, epoch=epochs, metrics=rows), state_dict=model.state_dict()))
 
-# %% ../nbs/02_transfer.ipynb #67f04822
+# %% ../nbs/02_transfer.ipynb #fc1c1509
 def load_model(checkpoint, # a checkpoint written by `train`
                device='cpu') -> tuple: # (model in eval mode, meta dict)
     "The model of a `train` checkpoint and its `meta` (architecture, classes, mean/std, sizes, epoch, weights...)."
@@ -252,7 +252,7 @@ def load_model(checkpoint, # a checkpoint written by `train`
     model.load_state_dict(ck['state_dict'])
     return model.to(device).eval(), meta
 
-# %% ../nbs/02_transfer.ipynb #5e6f6e5d
+# %% ../nbs/02_transfer.ipynb #7a640783
 def _test_frame(frame_or_root, data_dir='../data') -> pd.DataFrame:
     "Test images (`id`, `path`) from a frame, a GLD, a folder or a spec."
     if isinstance(frame_or_root, pd.DataFrame): return frame_or_root
@@ -287,7 +287,7 @@ def recognize(checkpoint, frame_or_root, out_csv, # the submission to write
     pred = predict(checkpoint, frame_or_root, **kwargs)
     return write_recognition_submission(as_predictions(pred, threshold), out_csv, ids=list(pred.id))
 
-# %% ../nbs/02_transfer.ipynb #c4467c04
+# %% ../nbs/02_transfer.ipynb #b05935aa
 def recognition_row(checkpoint, pred:pd.DataFrame, solution:dict) -> dict:
     "One row of Table 1 for a trained `checkpoint` and its test predictions."
     meta = torch.load(checkpoint, weights_only=True)['meta']
@@ -306,7 +306,7 @@ def write_table(rows:list, out_dir, name:str='recognition') -> Path:
     with atomic_path(tables/f'{name}.csv') as tmp: df.to_csv(tmp, index=False)
     return tables/f'{name}.csv'
 
-# %% ../nbs/02_transfer.ipynb #87b1ffc1
+# %% ../nbs/02_transfer.ipynb #1ff81ede
 def threshold_curve(pred:pd.DataFrame, solution:dict, thresholds=np.linspace(0, 1, 21)) -> pd.DataFrame:
     "GAP, precision of the kept predictions and the non-landmark images still predicted, per confidence threshold."
     nonlm = {i for i, v in solution.items() if not v}
@@ -328,7 +328,7 @@ def plot_thresholds(curves:dict) -> plt.Figure:
     b.set(xlabel='confidence threshold', ylabel='fraction', title='non-landmark images still predicted')
     fig.tight_layout(); return fig
 
-# %% ../nbs/02_transfer.ipynb #f6400923
+# %% ../nbs/02_transfer.ipynb #355bb6b0
 @call_parse
 def train_cli(dataset:str,                 # a GLD-layout folder or a SynthLandmarks spec
               out_dir:str,                 # checkpoints go to OUT_DIR/models/<arch>_<mode>/
