@@ -7,7 +7,7 @@ __all__ = ['source_images', 'features_of', 'retrieval_candidates', 'retrieve', '
            'pick_examples', 'match_figure', 'exhaustive_rankings', 'real_photos_experiment', 'retrieve_cli',
            'recognize_by_retrieval_cli']
 
-# %% ../nbs/07a_retrieval.ipynb #9ee4536b
+# %% ../nbs/07a_retrieval.ipynb #cfc27298
 import json, re, time
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .kdtree import Index, build_index
 from .verification import Candidate, search_queries, verify_queries, ransac_affine
 from .saliency import apply_saliency, rankings
 
-# %% ../nbs/07a_retrieval.ipynb #1b748ad5
+# %% ../nbs/07a_retrieval.ipynb #f2cb791e
 def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or feature store (.h5)
                   role:str='index', # 'index' | 'queries' | 'train' (labelled images, for recognition)
                   data_dir='../data', # where SynthLandmarks datasets live
@@ -43,7 +43,7 @@ def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or f
     if frame is None or not len(frame): raise ValueError(f"{s}: has no {({'queries': 'test'}).get(role, role)} images")
     return frame, gld
 
-# %% ../nbs/07a_retrieval.ipynb #19e1b7c0
+# %% ../nbs/07a_retrieval.ipynb #48de1d3b
 def _slug(src): return re.sub(r'[^A-Za-z0-9_.-]+', '_', str(Path(str(src)).resolve()) if not str(src).startswith('synth:') else str(src)).strip('_')[-80:]
 
 def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data', progress:bool=True, **settings)->Path:
@@ -62,7 +62,7 @@ def _pca_for(h5, work_dir, seed=0):
     if not first or next(iter(first.values()))['descriptors'].shape[1] <= 40: return None
     return fit_pca(h5, Path(work_dir) / 'features' / f"{Path(h5).stem}-pca.npz", dims=(40, 10), seed=seed)
 
-# %% ../nbs/07a_retrieval.ipynb #f259fec9
+# %% ../nbs/07a_retrieval.ipynb #af746a65
 def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo folder, or feature store
                          queries_src, # query images, the same kinds
                          work_dir, # where features and indexes are cached
@@ -84,7 +84,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         cands = {q: apply_saliency(cs, searched[q][2], index.image_sizes, query_min, db_min) for q, cs in cands.items()}
     return index, cands
 
-# %% ../nbs/07a_retrieval.ipynb #fda257b1
+# %% ../nbs/07a_retrieval.ipynb #597831e1
 def retrieve(index_src, queries_src, # index and query sources (see `source_images`)
              out_csv, # the submission to write
              work_dir='../data/work', # where features and indexes are cached
@@ -95,7 +95,7 @@ def retrieve(index_src, queries_src, # index and query sources (see `source_imag
     index, cands = retrieval_candidates(index_src, queries_src, work_dir, **kwargs)
     return write_retrieval_submission(rankings(cands, index.image_ids, top), out_csv)
 
-# %% ../nbs/07a_retrieval.ipynb #81b02e18
+# %% ../nbs/07a_retrieval.ipynb #efe3a44b
 def landmark_votes(cands:list, # a query's candidates, best first
                    labels, # index image number -> landmark id (-1: none)
                    top:int=5, # best candidates that vote
@@ -110,7 +110,7 @@ def landmark_votes(cands:list, # a query's candidates, best first
     lm = max(score, key=lambda l: (score[l], -l))
     return lm, score[lm] / (score[lm] + 20.)
 
-# %% ../nbs/07a_retrieval.ipynb #037f6e79
+# %% ../nbs/07a_retrieval.ipynb #a6976e4e
 def _labels(index_src, index, role, data_dir, labels_csv=None):
     "Landmark id of every index image number (-1: unknown or non-landmark)."
     if labels_csv is not None:
@@ -135,7 +135,7 @@ def recognize_by_retrieval(index_src, queries_src, # labelled images (train spli
     lab = _labels(index_src, index, role, data_dir, labels)
     return write_recognition_submission({q: landmark_votes(cs, lab, top, min_inliers) for q, cs in cands.items()}, out_csv)
 
-# %% ../nbs/07a_retrieval.ipynb #76ae83ae
+# %% ../nbs/07a_retrieval.ipynb #61a8bed1
 def pick_examples(cands:dict, # {query id: [Candidate]}
                   image_ids, # index image ids by number
                   solution:dict, # {query id: set of relevant index ids}
@@ -168,13 +168,23 @@ def match_figure(query_path, db_path, # the two images
     ax.set_title(title or f"{c.inliers} inliers of {len(c.src)} putative matches", fontsize=9)
     return fig
 
-# %% ../nbs/07a_retrieval.ipynb #c1cb7723
+# %% ../nbs/07a_retrieval.ipynb #52ae93d4
 def exhaustive_rankings(h5, # a feature store: every image is a query and an index image
                         residual_threshold:float=20., max_trials:int=1000, seed:int=0, progress:bool=True)->dict:
     "{query id: [other ids by inliers, best first]}: every pair matched (mutual NN) and verified by RANSAC."
+    import torch
     from landmarks.delf import read_features, mutual_nn
     feats = read_features(h5); ids = sorted(feats)
     inl = np.zeros((len(ids), len(ids)), np.int64)
+    threads = torch.get_num_threads(); torch.set_num_threads(1)  # small matrices: threads only add overhead
+    try: _all_pairs(feats, ids, inl, residual_threshold, max_trials, seed, progress)
+    finally: torch.set_num_threads(threads)
+    return {q: [ids[j] for j in sorted((j for j in range(len(ids)) if j != i), key=lambda j: (-inl[i, j], j))][:100]
+            for i, q in enumerate(ids)}
+
+def _all_pairs(feats, ids, inl, residual_threshold, max_trials, seed, progress):
+    "Fill `inl` with the inliers of every pair of images (symmetric)."
+    from landmarks.delf import mutual_nn
     for a in tqdm(range(len(ids)), desc='exhaustive', disable=not progress):
         fa = feats[ids[a]]
         for b in range(a + 1, len(ids)):
@@ -182,8 +192,6 @@ def exhaustive_rankings(h5, # a feature store: every image is a query and an ind
             if len(m) < 3: continue
             _, mask = ransac_affine(fa['locations'][m[:, 0]], fb['locations'][m[:, 1]], residual_threshold, max_trials, seed=seed)
             inl[a, b] = inl[b, a] = mask.sum()
-    return {q: [ids[j] for j in sorted((j for j in range(len(ids)) if j != i), key=lambda j: (-inl[i, j], j))][:100]
-            for i, q in enumerate(ids)}
 
 def real_photos_experiment(root, # photo folder root/<landmark>/<image>
                            out_dir, # tables/real_photos.csv goes here
@@ -204,16 +212,17 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
     t_idx = time.perf_counter() - t
     t = time.perf_counter(); ex = exhaustive_rankings(h5, seed=seed, progress=progress); t_ex = time.perf_counter() - t
     n = len(index.image_ids)
-    rows = [dict(method=f'indexed ({index_type}, k={k}, max distance {max_distance:g})', mAP=mean_average_precision(rankings(cands, index.image_ids), solution),
+    mAP = lambda preds: mean_average_precision({q: preds[q] for q in solution}, solution)  # landmark queries only
+    rows = [dict(method=f'indexed ({index_type}, k={k}, max distance {max_distance:g})', mAP=mAP(rankings(cands, index.image_ids)),
                  seconds=t_idx, seconds_per_query=t_idx / n),
-            dict(method='exhaustive (all pairs, mutual NN + RANSAC)', mAP=mean_average_precision(ex, solution), seconds=t_ex,
+            dict(method='exhaustive (all pairs, mutual NN + RANSAC)', mAP=mAP(ex), seconds=t_ex,
                  seconds_per_query=t_ex / n)]
     from landmarks.data import atomic_path
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp: pd.DataFrame(rows).assign(images=n, landmark_queries=len(solution)).to_csv(tmp, index=False)
     return out
 
-# %% ../nbs/07a_retrieval.ipynb #9f6e83f8
+# %% ../nbs/07a_retrieval.ipynb #cf1c382d
 def _required(**kw):
     "Exit with a usage error naming the missing option(s)."
     missing = [k for k, v in kw.items() if v is None]
@@ -232,10 +241,11 @@ def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... s
                  query_min:float=0., # saliency: minimum inlier hull fraction of the query
                  db_min:float=0., # saliency: minimum inlier hull fraction of the index image
                  max_features:int=1000, # features per image (sift)
+                 image_size:int=None, # shrink images to this longest side (px) before extraction
                  seed:int=0):
     "Retrieve index images for every query; write a Kaggle retrieval submission."
     _required(index=index, queries=queries)
-    extract = dict(max_features=max_features) if features == 'sift' else {}
+    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size)
     p = retrieve(index, queries, out, work_dir=work_dir, features=features, index_type=index_type, k=k,
                  max_distance=max_distance, query_min=query_min, db_min=db_min, data_dir=data_dir, seed=seed, **extract)
     print(p)
@@ -246,10 +256,10 @@ def recognize_by_retrieval_cli(index:str=None, # labelled images: GLD-layout dat
                                out:str='submission.csv', # the Kaggle recognition submission (id,landmarks)
                                labels:str=None, # CSV id,landmark_id when --index is a feature store
                                features:str='sift', index_type:str='kdtree', work_dir:str='data/work', data_dir:str='data',
-                               k:int=10, max_distance:float=0.8, max_features:int=1000, seed:int=0):
+                               k:int=10, max_distance:float=0.8, max_features:int=1000, image_size:int=None, seed:int=0):
     "Predict each query's landmark (and a confidence) from its verified neighbours; write a Kaggle recognition submission."
     _required(index=index, queries=queries)
-    extract = dict(max_features=max_features) if features == 'sift' else {}
+    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size)
     p = recognize_by_retrieval(index, queries, out, work_dir=work_dir, labels=labels, features=features, index_type=index_type,
                                k=k, max_distance=max_distance, data_dir=data_dir, seed=seed, **extract)
     print(p)

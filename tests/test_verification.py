@@ -1,0 +1,67 @@
+"""Voting and verification (06): the vectorized RANSAC against scikit-image's and OpenCV's, on the same matches."""
+import landmarks  # noqa: F401
+import warnings
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from landmarks.kdtree import Neighbours
+from landmarks.verification import (apply_affine, ransac_affine, shortlist, skimage_ransac, synthetic_matches, verify,
+                                    neighbours_within)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(12, 400), st.floats(0.35, 1.0))
+def test_recovers_planted_inliers(seed, n, frac):
+    src, dst, A, truth = synthetic_matches(n, frac, noise=0.5, seed=seed)
+    if truth.sum() < 6: return
+    Ahat, inl = ransac_affine(src, dst, seed=seed)
+    assert inl[truth].mean() >= 0.95                         # the planted matches are found...
+    assert (inl & ~truth).sum() <= max(2, 0.05 * n)          # ...and few random ones lie within 20 px by chance
+    p = np.array([[0., 0.], [640, 640], [0, 640]])
+    assert np.abs(apply_affine(Ahat, p) - apply_affine(A, p)).max() < 10
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_agrees_with_skimage_and_opencv(seed):
+    src, dst, A, truth = synthetic_matches(200, 0.3, seed=seed)
+    _, ours = ransac_affine(src, dst, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        _, sk = skimage_ransac(src, dst, seed=seed)
+    cv2.setRNGSeed(seed)
+    _, cvm = cv2.estimateAffine2D(src[:, ::-1].astype(np.float32), dst[:, ::-1].astype(np.float32), method=cv2.RANSAC,
+                                  ransacReprojThreshold=20, maxIters=1000, confidence=0.999, refineIters=0)
+    cvm = cvm.ravel().astype(bool)
+    for other in (sk, cvm):
+        assert (ours & other).sum() / (ours | other).sum() >= 0.95
+
+
+def test_seeded_and_degenerate():
+    src, dst, _, _ = synthetic_matches(100, 0.2, seed=3)
+    a, b = ransac_affine(src, dst, seed=7)[1], ransac_affine(src, dst, seed=7)[1]
+    assert (a == b).all()
+    line = np.stack([np.arange(20.), np.arange(20.)], 1)
+    assert ransac_affine(line, line * 2)[0] is None           # collinear points define no affine map
+    with pytest.raises(ValueError, match='min_samples'): ransac_affine(src, dst, min_samples=2)
+
+
+def test_shortlist_votes_once_per_feature_and_excludes():
+    rng = np.random.default_rng(0)
+    img = rng.integers(-1, 30, (500, 10)).astype(np.int32)
+    ids, votes = shortlist(Neighbours(None, img, None), top=100, exclude=[4])
+    expect = {i: sum(i in set(r) for r in img) for i in range(30) if i != 4}
+    assert dict(zip(ids.tolist(), votes.tolist())) == {i: v for i, v in expect.items() if v}
+    assert (np.diff(votes) <= 0).all() and 4 not in ids
+
+
+def test_verify_ranks_by_inliers_then_votes():
+    src, dst, A, truth = synthetic_matches(120, 1.0, noise=0.5, seed=1)
+    n = len(src)
+    img = np.full((n, 3), 9, np.int32); img[:, 0] = 2                      # image 9: a vote from everyone, no geometry
+    loc = np.random.default_rng(1).uniform(0, 640, (n, 3, 2)).astype(np.float32); loc[:, 0] = dst
+    c = verify(Neighbours(np.zeros((n, 3), np.float32), img, loc), src)
+    assert [x.image for x in c] == [2, 9] and c[0].inliers == n and c[1].inliers < 10
+    d = np.tile(np.float32([0.1, 0.5, 0.9]), (n, 1))
+    assert (neighbours_within(Neighbours(d, img, loc), k=2, max_distance=0.3).images[:, 1] == -1).all()
