@@ -26,12 +26,19 @@ def main():
     p.add_argument('--work', default=None, help='scratch folder for the indexes (default: a temporary folder)')
     p.add_argument('--redo', action='store_true', help='measure sizes already in the CSV again')
     p.add_argument('--extract', action='store_true', help='also time extraction on Ray with 1 and 2 workers')
-    p.add_argument('--dataset', default='synth:small', help='images for --extract')
+    p.add_argument('--dataset', default='synth:cpu', help='images for --extract')
+    p.add_argument('--max-images', type=int, default=0, help='--extract: only the first N images (0: all)')
+    p.add_argument('--features', default='sift', help='--extract: sift | delf (needs --model)')
+    p.add_argument('--model', default=None, help='--extract: a DELF checkpoint (landmarks.delf.train_delf)')
+    p.add_argument('--image-size', type=int, default=None, help='--extract: longest image side (px)')
+    p.add_argument('--scales', default=None, help='--extract, delf: comma-separated scales')
+    p.add_argument('--shard-size', type=int, default=32, help='--extract: images per shard')
     p.add_argument('--data-dir', default=str(RESULTS.parent.parent / 'data'))
     a = p.parse_args()
     csv = RESULTS / 'scale_index.csv'
     if a.redo and csv.exists(): csv.unlink()
     sizes = [int(float(s)) for s in a.sizes.split(',') if s]
+    if a.extract: return extract(a)
     with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as work:
         t = cost_table(sizes, work, csv=csv, nlist=a.nlist, m=a.m, nprobe=a.nprobe, batch_size=a.batch_size,
                        threads=a.threads, n_images=a.query_images)
@@ -39,11 +46,23 @@ def main():
         print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
               f"({1000 / r.query_s_per_image:8,.0f} query features/s)")
-    if a.extract:
-        with tempfile.TemporaryDirectory(prefix='bench-extract-', dir=a.work) as work:
-            e = measure_extraction(a.dataset, work, workers=(1, 2), data_dir=a.data_dir, shard_size=32)
-        e.assign(dataset=a.dataset, date=time.strftime('%Y-%m-%d %H:%M')).to_csv(RESULTS / 'scale_extract.csv', index=False)
-        for r in e.itertuples():
-            print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.1f} images/s, {r.features_per_s:9,.0f} features/s")
+
+def extract(a):
+    "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers; append to scale_extract.csv."
+    from landmarks.delf import image_frame
+    images = image_frame(a.dataset, a.data_dir)
+    if a.max_images: images = images.iloc[:a.max_images]
+    kw = dict(model=a.model, image_size=a.image_size)
+    if a.scales: kw['scales'] = tuple(float(s) for s in a.scales.split(','))
+    with tempfile.TemporaryDirectory(prefix='bench-extract-', dir=a.work) as work:
+        e = measure_extraction(images, work, workers=(1, 2), features=a.features, data_dir=a.data_dir, shard_size=a.shard_size, **kw)
+    e = e.assign(dataset=a.dataset, image_size=a.image_size, scales=a.scales, model=Path(a.model).name if a.model else None,
+                 date=time.strftime('%Y-%m-%d %H:%M'))
+    csv = RESULTS / 'scale_extract.csv'
+    old = pd.read_csv(csv) if csv.exists() else None
+    if old is not None: old = old[old.backend != a.features]
+    pd.concat([old, e]).to_csv(csv, index=False)
+    for r in e.itertuples():
+        print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.2f} images/s, {r.features_per_s:9,.0f} features/s")
 
 if __name__ == '__main__': main()

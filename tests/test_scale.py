@@ -7,15 +7,16 @@ import numpy as np, pandas as pd, pytest, faiss
 from landmarks.data import dataset_root
 from landmarks.delf import extract_features, image_frame
 from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
-                             search_parts, build_shard_index, as_index, _in_memory_index, _same_answers, _same_features)
+                             search_parts, build_shard_index, as_index, _in_memory_index, _same_answers, _same_features,
+                             _ray_session)
 from landmarks.cli import main as cli
 
 SPEC = 'synth:tiny'
 
 @pytest.fixture(scope='module')
 def ray_session():
-    import ray, logging
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    import ray
+    _ray_session(None, workers=2)   # a local Ray (2 CPUs here), retried if the busy machine misses its start-up wait
     yield ray
     ray.shutdown()
 
@@ -55,8 +56,9 @@ def test_cli_engine_ray_on_photo_folder_same_as_default_engine(ray_session, data
         d = photos / ('distractor' if i % 5 == 4 else f'landmark{i % 3}'); d.mkdir(parents=True, exist_ok=True)
         shutil.copy(r.path, d / f'IMG_{i:04d}.jpg')
     cli(['extract', '--engine', 'ray', '--images', str(photos), '--out', str(tmp_path / 'ray.h5'), '--features', 'sift',
-         '--shard_size', '3', '--workers', '2', '--data_dir', str(data)])
-    cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift', '--data_dir', str(data)])
+         '--shard_size', '4', '--batch_size', '2', '--workers', '2', '--data_dir', str(data)])
+    cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift', '--batch_size', '2',
+         '--data_dir', str(data)])
     assert _same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
     assert read_manifest(tmp_path / 'ray.h5')['n_images'] == 10
 
@@ -88,7 +90,7 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
     man = read_manifest(out)
     assert [s['status'] for s in man['shards']] == ['done'] * 3
     assert {s['pid'] for s in man['shards'][1:]}.isdisjoint({proc.pid, os.getpid()})  # shards 1, 2 ran on Ray actors
-    ref = extract_features(fr_hang, tmp_path / 'ref.h5', features='sift', data_dir=data, progress=False)
+    ref = extract_features(fr_hang, tmp_path / 'ref.h5', features='sift', batch_size=1, data_dir=data, progress=False)
     assert _same_features(out, ref)
 
 def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
@@ -97,26 +99,26 @@ def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
     fr_bad = fr.assign(path=[str(bad) if i == 5 else p for i, p in enumerate(fr.path)])
     out = tmp_path / 'feats.h5'
     with pytest.raises(RuntimeError, match=r'shard-00001\.h5: .*broken\.jpg'):
-        extract_shards(fr_bad, out, features='sift', shard_size=4, engine='ray', workers=2, retries=1, data_dir=data, progress=False)
+        extract_shards(fr_bad, out, features='sift', shard_size=4, batch_size=2, engine='ray', workers=2, retries=1, data_dir=data, progress=False)
     man = read_manifest(out)
     assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('failed', 2), ('done', 1)]
     assert 'broken.jpg' in man['shards'][1]['error']
     with pytest.raises(FileNotFoundError, match='shard-00001.h5'): shard_paths(out)
     before = {p: p.stat().st_mtime_ns for p in out.with_suffix('.shards').glob('shard-*.h5')}
     shutil.copy(fr.path[5], bad)                      # repaired
-    extract_shards(fr_bad, out, features='sift', shard_size=4, engine='serial', data_dir=data, progress=False)
+    extract_shards(fr_bad, out, features='sift', shard_size=4, batch_size=2, engine='serial', data_dir=data, progress=False)
     man = read_manifest(out)
     assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('done', 3), ('done', 1)]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # only the failed shard ran again
-    assert _same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', data_dir=data, progress=False))
+    assert _same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2, data_dir=data, progress=False))
 
 def test_changed_plan_is_refused(data, tmp_path):
     fr = _frame(data)
-    out = extract_shards(fr, tmp_path / 'f.h5', features='sift', shard_size=4, engine='serial', data_dir=data, progress=False)
-    with pytest.raises(ValueError, match='plan.csv, line 2: the image list'):
-        extract_shards(fr.iloc[::-1], out, features='sift', shard_size=4, engine='serial', data_dir=data, progress=False)
-    with pytest.raises(ValueError, match="max_features"):
-        extract_shards(fr, out, features='sift', shard_size=4, engine='serial', data_dir=data, progress=False, max_features=50)
+    kw = dict(features='sift', shard_size=4, batch_size=2, engine='serial', data_dir=data, progress=False)
+    out = extract_shards(fr, tmp_path / 'f.h5', **kw)
+    with pytest.raises(ValueError, match='plan.csv, line 2: the image list'): extract_shards(fr.iloc[::-1], out, **kw)
+    with pytest.raises(ValueError, match="max_features"): extract_shards(fr, out, **kw, max_features=50)
+    with pytest.raises(ValueError, match='shard_size=4 must be a multiple of batch_size=3'): extract_shards(fr, out, **dict(kw, batch_size=3))
 
 def test_out_of_core_and_sharded_search_answer_as_one_index(tmp_path):
     src = SynthVectors(25_000, batch_size=6_000, seed=3)          # 5 parts, the last one short
@@ -144,3 +146,6 @@ def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_pa
     assert a.ntotal == b.ntotal and a.image_ids == b.image_ids
     np.testing.assert_allclose(na.distances, nb.distances, atol=1e-5)
     np.testing.assert_array_equal(na.images, nb.images)
+    own = as_index(build_shard_index(out, tmp_path / 'own', nlist=12, batch_images=25))   # trained on a streamed sample
+    assert own.settings == b.settings and own.ntotal == b.ntotal
+    assert (own.search(q, k=1).images == nb.images[:, :1]).mean() > 0.8   # mostly the same nearest image
