@@ -40,7 +40,7 @@ def test_retrieve_gld(gld, kind):
 
 def test_store_as_index_and_queries_never_returns_itself(gld):
     d, g = gld
-    store = next((d / 'w' / 'features').glob('*-index-sift.h5'))   # written by test_retrieve_gld
+    store = next((d / 'w' / 'features').glob('*-index-sift*.h5'))   # written by test_retrieve_gld
     _run('retrieve', '--index', store, '--queries', store, '--out', d / 'self.csv', '--work_dir', d / 'w')
     preds = read_submission(d / 'self.csv', task='retrieval')
     assert len(preds) == len(g.index) and all(q not in v for q, v in preds.items())
