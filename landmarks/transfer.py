@@ -7,7 +7,7 @@ __all__ = ['ARCHS', 'imagenet_file', 'imagenet_state_dict', 'build_model', 'set_
            'predict', 'as_predictions', 'recognize', 'recognition_row', 'write_table', 'threshold_curve',
            'plot_thresholds', 'train_cli', 'recognize_cli']
 
-# %% ../nbs/02_transfer.ipynb #d977a389
+# %% ../nbs/02_transfer.ipynb #73622b05
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import contextlib, math, os, random, shutil, socket, time
 from pathlib import Path
@@ -24,7 +24,7 @@ from .augmentation import (IMAGENET_MEAN, IMAGENET_STD, LandmarkImages, balanced
                                     rare_classes, train_transform)
 from .evaluation import accuracy, global_average_precision, read_solution, write_recognition_submission
 
-# %% ../nbs/02_transfer.ipynb #5b462bdd
+# %% ../nbs/02_transfer.ipynb #a3c5c2fa
 ARCHS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
 
 def imagenet_file(arch:str='resnet50') -> Path:
@@ -49,7 +49,7 @@ def imagenet_state_dict(arch:str='resnet50') -> dict:
                                 "or a checkpoint path.")
     return w.get_state_dict(progress=True)
 
-# %% ../nbs/02_transfer.ipynb #23c019ef
+# %% ../nbs/02_transfer.ipynb #737d6884
 def build_model(arch:str='resnet50', # a torchvision ResNet
                 n_classes:int=1000,  # outputs of the new head
                 weights='none',      # 'imagenet', 'none' or a checkpoint path (its backbone)
@@ -74,7 +74,7 @@ def set_mode(model:nn.Module, mode:str='finetune') -> list:
     for n, p in model.named_parameters(): p.requires_grad = mode == 'finetune' or n.startswith('fc.')
     return [p for p in model.parameters() if p.requires_grad]
 
-# %% ../nbs/02_transfer.ipynb #5f022df7
+# %% ../nbs/02_transfer.ipynb #96a01310
 _MB_PER_IMAGE = {'resnet18': 40, 'resnet34': 60, 'resnet50': 100, 'resnet101': 150, 'resnet152': 210}
 
 def auto_batch_size(arch:str='resnet50', crop_size:int=224, mode:str='finetune', device='cpu',
@@ -90,7 +90,7 @@ def auto_batch_size(arch:str='resnet50', crop_size:int=224, mode:str='finetune',
     if n_train: bs = min(bs, max(n_train // 32, 8))
     return 2 ** int(math.log2(bs))
 
-# %% ../nbs/02_transfer.ipynb #9554c21d
+# %% ../nbs/02_transfer.ipynb #5ab10572
 def _as_gld(root_or_gld, data_dir='../data') -> GLD:
     "A GLD from a GLD, a folder or a SynthLandmarks spec."
     return root_or_gld if isinstance(root_or_gld, GLD) else load_gld(dataset_root(str(root_or_gld), data_dir))
@@ -148,7 +148,7 @@ def _top1(model, loader, device, amp=False, desc=None, progress=False):
     cat = lambda l: torch.cat(l).numpy() if l else np.zeros(0)
     return cat(idx), cat(score), cat(labels)
 
-# %% ../nbs/02_transfer.ipynb #78eae2fb
+# %% ../nbs/02_transfer.ipynb #69d6c1a8
 def train(root_or_gld, # a GLD, a GLD-layout folder or a SynthLandmarks spec
           out_dir,     # checkpoints go to out_dir/models/<arch>_<mode>/
           arch:str='resnet50', mode:str='finetune', # 'finetune' (all layers) or 'frozen' (head only)
@@ -238,7 +238,7 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
         with atomic_path(mdir/'metrics.csv') as tmp: pd.DataFrame(rows).to_csv(tmp, index=False)
     return _save(final, dict(meta=dict(meta, epoch=epochs, metrics=rows), state_dict=model.state_dict()))
 
-# %% ../nbs/02_transfer.ipynb #fc1c1509
+# %% ../nbs/02_transfer.ipynb #5fc7521c
 def load_model(checkpoint, # a checkpoint written by `train`
                device='cpu') -> tuple: # (model in eval mode, meta dict)
     "The model of a `train` checkpoint and its `meta` (architecture, classes, mean/std, sizes, epoch, weights...)."
@@ -252,7 +252,7 @@ def load_model(checkpoint, # a checkpoint written by `train`
     model.load_state_dict(ck['state_dict'])
     return model.to(device).eval(), meta
 
-# %% ../nbs/02_transfer.ipynb #7a640783
+# %% ../nbs/02_transfer.ipynb #a21c3019
 def _test_frame(frame_or_root, data_dir='../data') -> pd.DataFrame:
     "Test images (`id`, `path`) from a frame, a GLD, a folder or a spec."
     if isinstance(frame_or_root, pd.DataFrame): return frame_or_root
@@ -287,7 +287,7 @@ def recognize(checkpoint, frame_or_root, out_csv, # the submission to write
     pred = predict(checkpoint, frame_or_root, **kwargs)
     return write_recognition_submission(as_predictions(pred, threshold), out_csv, ids=list(pred.id))
 
-# %% ../nbs/02_transfer.ipynb #b05935aa
+# %% ../nbs/02_transfer.ipynb #744d52cb
 def recognition_row(checkpoint, pred:pd.DataFrame, solution:dict) -> dict:
     "One row of Table 1 for a trained `checkpoint` and its test predictions."
     meta = torch.load(checkpoint, weights_only=True)['meta']
@@ -296,17 +296,18 @@ def recognition_row(checkpoint, pred:pd.DataFrame, solution:dict) -> dict:
                 train_acc=meta['metrics'][-1]['train_acc'], test_acc=accuracy(p, solution),
                 gap=global_average_precision(p, solution), minutes=sum(r['seconds'] for r in meta['metrics']) / 60)
 
-def write_table(rows:list, out_dir, name:str='recognition') -> Path:
-    "Write `rows` to out_dir/tables/NAME.csv and .md; return the CSV path."
+def write_table(rows:list, out_dir, name:str='recognition', note:str=None) -> Path:
+    "Write `rows` to out_dir/tables/NAME.csv and .md (with `note` under the table); return the CSV path."
     df = pd.DataFrame(rows); tables = Path(out_dir)/'tables'; tables.mkdir(parents=True, exist_ok=True)
     fmt = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
     md = '\n'.join(['| ' + ' | '.join(df.columns) + ' |', '|' + '---|' * len(df.columns)] +
                    ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in df.itertuples(index=False)]) + '\n'
+    if note: md += f'\n{note}\n'
     with atomic_path(tables/f'{name}.md') as tmp: tmp.write_text(md)
     with atomic_path(tables/f'{name}.csv') as tmp: df.to_csv(tmp, index=False)
     return tables/f'{name}.csv'
 
-# %% ../nbs/02_transfer.ipynb #1ff81ede
+# %% ../nbs/02_transfer.ipynb #649b9954
 def threshold_curve(pred:pd.DataFrame, solution:dict, thresholds=np.linspace(0, 1, 21)) -> pd.DataFrame:
     "GAP, precision of the kept predictions and the non-landmark images still predicted, per confidence threshold."
     nonlm = {i for i, v in solution.items() if not v}
@@ -328,7 +329,7 @@ def plot_thresholds(curves:dict) -> plt.Figure:
     b.set(xlabel='confidence threshold', ylabel='fraction', title='non-landmark images still predicted')
     fig.tight_layout(); return fig
 
-# %% ../nbs/02_transfer.ipynb #355bb6b0
+# %% ../nbs/02_transfer.ipynb #4850bb08
 @call_parse
 def train_cli(dataset:str,                 # a GLD-layout folder or a SynthLandmarks spec
               out_dir:str,                 # checkpoints go to OUT_DIR/models/<arch>_<mode>/
