@@ -7,7 +7,7 @@ __all__ = ['source_images', 'features_of', 'retrieval_candidates', 'retrieve', '
            'pick_examples', 'match_figure', 'exhaustive_rankings', 'real_photos_experiment', 'retrieve_cli',
            'recognize_by_retrieval_cli']
 
-# %% ../nbs/07a_retrieval.ipynb #a0e036d3
+# %% ../nbs/07a_retrieval.ipynb #00ee3009
 import json, re, time
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .kdtree import Index, build_index
 from .verification import Candidate, search_queries, verify_queries, ransac_affine
 from .saliency import apply_saliency, rankings
 
-# %% ../nbs/07a_retrieval.ipynb #a73a91ea
+# %% ../nbs/07a_retrieval.ipynb #e4a38677
 def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or feature store (.h5)
                   role:str='index', # 'index' | 'queries' | 'train' (labelled images, for recognition)
                   data_dir='../data', # where SynthLandmarks datasets live
@@ -43,7 +43,7 @@ def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or f
     if frame is None or not len(frame): raise ValueError(f"{s}: has no {({'queries': 'test'}).get(role, role)} images")
     return frame, gld
 
-# %% ../nbs/07a_retrieval.ipynb #4588be3f
+# %% ../nbs/07a_retrieval.ipynb #2a9e66b0
 def _slug(src): return re.sub(r'[^A-Za-z0-9_.-]+', '_', str(Path(str(src)).resolve()) if not str(src).startswith('synth:') else str(src)).strip('_')[-80:]
 
 def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data', progress:bool=True, **settings)->Path:
@@ -63,7 +63,7 @@ def _pca_for(h5, work_dir, seed=0):
     if not first or next(iter(first.values()))['descriptors'].shape[1] <= 40: return None
     return fit_pca(h5, Path(work_dir) / 'features' / f"{Path(h5).stem}-pca.npz", dims=(40, 10), seed=seed)
 
-# %% ../nbs/07a_retrieval.ipynb #37aa2e99
+# %% ../nbs/07a_retrieval.ipynb #8931c8ed
 def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo folder, or feature store
                          queries_src, # query images, the same kinds
                          work_dir, # where features and indexes are cached
@@ -85,7 +85,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         cands = {q: apply_saliency(cs, searched[q][2], index.image_sizes, query_min, db_min) for q, cs in cands.items()}
     return index, cands
 
-# %% ../nbs/07a_retrieval.ipynb #a1296d00
+# %% ../nbs/07a_retrieval.ipynb #11ae40ab
 def retrieve(index_src, queries_src, # index and query sources (see `source_images`)
              out_csv, # the submission to write
              work_dir='../data/work', # where features and indexes are cached
@@ -96,7 +96,7 @@ def retrieve(index_src, queries_src, # index and query sources (see `source_imag
     index, cands = retrieval_candidates(index_src, queries_src, work_dir, **kwargs)
     return write_retrieval_submission(rankings(cands, index.image_ids, top), out_csv)
 
-# %% ../nbs/07a_retrieval.ipynb #2c3668ce
+# %% ../nbs/07a_retrieval.ipynb #6ee25203
 def landmark_votes(cands:list, # a query's candidates, best first
                    labels, # index image number -> landmark id (-1: none)
                    top:int=5, # best candidates that vote
@@ -111,7 +111,7 @@ def landmark_votes(cands:list, # a query's candidates, best first
     lm = max(score, key=lambda l: (score[l], -l))
     return lm, score[lm] / (score[lm] + 20.)
 
-# %% ../nbs/07a_retrieval.ipynb #b0f5da95
+# %% ../nbs/07a_retrieval.ipynb #df6107aa
 def _labels(index_src, index, role, data_dir, labels_csv=None):
     "Landmark id of every index image number (-1: unknown or non-landmark)."
     if labels_csv is not None:
@@ -136,7 +136,7 @@ def recognize_by_retrieval(index_src, queries_src, # labelled images (train spli
     lab = _labels(index_src, index, role, data_dir, labels)
     return write_recognition_submission({q: landmark_votes(cs, lab, top, min_inliers) for q, cs in cands.items()}, out_csv)
 
-# %% ../nbs/07a_retrieval.ipynb #411efe71
+# %% ../nbs/07a_retrieval.ipynb #ec7fd8b9
 def pick_examples(cands:dict, # {query id: [Candidate]}
                   image_ids, # index image ids by number
                   solution:dict, # {query id: set of relevant index ids}
@@ -169,7 +169,7 @@ def match_figure(query_path, db_path, # the two images
     ax.set_title(title or f"{c.inliers} inliers of {len(c.src)} putative matches", fontsize=9)
     return fig
 
-# %% ../nbs/07a_retrieval.ipynb #db896bc6
+# %% ../nbs/07a_retrieval.ipynb #8c03c27a
 def exhaustive_rankings(h5, # a feature store: every image is a query and an index image
                         residual_threshold:float=20., max_trials:int=1000, seed:int=0, progress:bool=True)->dict:
     "{query id: [other ids by inliers, best first]}: every pair matched (mutual NN) and verified by RANSAC."
@@ -223,7 +223,7 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
     with atomic_path(out) as tmp: pd.DataFrame(rows).assign(images=n, landmark_queries=len(solution)).to_csv(tmp, index=False)
     return out
 
-# %% ../nbs/07a_retrieval.ipynb #58ca5aa6
+# %% ../nbs/07a_retrieval.ipynb #48d9359e
 def _required(**kw):
     "Exit with a usage error naming the missing option(s)."
     missing = [k for k, v in kw.items() if v is None]
