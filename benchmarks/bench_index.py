@@ -24,13 +24,13 @@ def _best(f, repeat=3):
     return best, out
 
 
-def bench(n, n_query=1000, k=10, features_per_image=1000, nprobe=16, m=20, seed=0, kinds=('flat', 'kdtree', 'ivfpq'), repeat=3):
+def bench(n, n_query=1000, k=10, features_per_image=1000, nprobe=16, m=20, seed=0, kinds=('flat', 'kdtree', 'ivfpq'), repeat=3, niter=20):
     rng = np.random.default_rng(seed)
     db = delf_like(n, seed=seed)
     images, locations = np.arange(n) // features_per_image, rng.uniform(0, 1024, (n, 2)).astype(np.float32)
     q = db[rng.choice(n, n_query, replace=False)] + 0.05 * rng.standard_normal((n_query, 40)).astype(np.float32)
     nlist = int(min(4 * np.sqrt(n), 4096))
-    settings = dict(kdtree={}, flat={}, ivfpq=dict(nlist=nlist, m=m, nprobe=nprobe))
+    settings = dict(kdtree={}, flat={}, ivfpq=dict(nlist=nlist, m=m, nprobe=nprobe, niter=niter))
     rows, exact = [], None
     for kind in kinds:
         t = time.perf_counter(); ix = Index.from_arrays(kind, db, images, locations, seed=seed, **settings[kind])
@@ -51,11 +51,15 @@ if __name__ == '__main__':
     p.add_argument('--nprobe', type=int, default=16)
     p.add_argument('--m', type=int, default=20, help='PQ sub-quantizers (bytes per code); must divide 40')
     p.add_argument('--repeat', type=int, default=3, help='query timings: best of this many')
+    p.add_argument('--threads', type=int, default=0, help='faiss OpenMP threads (0: its default)')
+    p.add_argument('--niter', type=int, default=20, help='IVF k-means iterations')
     a = p.parse_args()
+    if a.threads:
+        import faiss; faiss.omp_set_num_threads(a.threads)
     print(f"{'features':>10} {'index':7s} (query: one image of 1,000 features, k=10; recall against flat)")
     rows = []
     for n in [int(float(s)) for s in a.sizes.split(',')]:
-        rows += bench(n, nprobe=a.nprobe, m=a.m, repeat=a.repeat)
+        rows += bench(n, nprobe=a.nprobe, m=a.m, repeat=a.repeat, niter=a.niter)
         gc.collect()
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     by = {(r[0], r[1]): r for r in rows}
