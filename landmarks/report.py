@@ -62,6 +62,7 @@ DEPENDS = {
     '03_delf': ['00_data', '02_transfer'], '04_pca': ['03_delf'],
     '05_kdtree': ['03_delf', '04_pca'], '06_verification': ['05_kdtree'], '07_saliency': ['06_verification'],
     '07a_retrieval': ['03_delf', '04_pca', '05_kdtree', '06_verification', '07_saliency', '08_evaluation'],
+    '07b_ablations': ['00_data', '03_delf', '04_pca', '05_kdtree', '06_verification', '07_saliency', '07a_retrieval', '08_evaluation'],
     '10_scale': ['03_delf', '04_pca', '05_kdtree'],
 }
 
@@ -114,9 +115,8 @@ def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=Fals
         declared = notebook_parameters(nb)
         params = {k: v for k, v in profile_params(profs, profile, nb.stem).items() if k in declared}
         params['out_dir'] = str(out)
-        for k in ('data_dir', 'dataset'):                       # relative paths are relative to the repository
-            if k in params and isinstance(params[k], str) and params[k].startswith(('./', '../')):
-                params[k] = str((nbs_dir/params[k]).resolve())
+        for k, v in params.items():                          # relative paths are relative to nbs/, made absolute
+            if isinstance(v, str) and v.startswith(('./', '../')): params[k] = str((nbs_dir/v).resolve())
         stamp = stage_stamp(nb, params, stamps); stamps[nb.stem] = stamp
         sfile, out_nb = out/'.stamps'/f'{nb.stem}.json', out/nb.name
         if notebooks and nb.stem not in notebooks: continue
