@@ -7,7 +7,7 @@ __all__ = ['source_images', 'features_of', 'retrieval_candidates', 'retrieve', '
            'pick_examples', 'match_figure', 'exhaustive_rankings', 'real_photos_experiment', 'retrieve_cli',
            'recognize_by_retrieval_cli']
 
-# %% ../nbs/07a_retrieval.ipynb #00ee3009
+# %% ../nbs/07a_retrieval.ipynb #689907db
 import json, re, time
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .kdtree import Index, build_index
 from .verification import Candidate, search_queries, verify_queries, ransac_affine
 from .saliency import apply_saliency, rankings
 
-# %% ../nbs/07a_retrieval.ipynb #e4a38677
+# %% ../nbs/07a_retrieval.ipynb #4f16ecab
 def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or feature store (.h5)
                   role:str='index', # 'index' | 'queries' | 'train' (labelled images, for recognition)
                   data_dir='../data', # where SynthLandmarks datasets live
@@ -43,7 +43,7 @@ def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or f
     if frame is None or not len(frame): raise ValueError(f"{s}: has no {({'queries': 'test'}).get(role, role)} images")
     return frame, gld
 
-# %% ../nbs/07a_retrieval.ipynb #2a9e66b0
+# %% ../nbs/07a_retrieval.ipynb #a64e662a
 def _slug(src): return re.sub(r'[^A-Za-z0-9_.-]+', '_', str(Path(str(src)).resolve()) if not str(src).startswith('synth:') else str(src)).strip('_')[-80:]
 
 def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data', progress:bool=True, **settings)->Path:
@@ -51,7 +51,7 @@ def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data'
     frame, _ = source_images(src, role, data_dir)
     if frame is None: return Path(src)
     from landmarks.delf import extract_features
-    tag = ''.join(f"-{k}{v}" for k, v in sorted(settings.items()) if v is not None)  # other settings, another store
+    tag = re.sub(r'[^A-Za-z0-9_.-]+', '_', ''.join(f"-{k}{Path(str(v)).name}" for k, v in sorted(settings.items()) if v is not None))  # other settings, another store
     out = Path(work_dir) / 'features' / f"{_slug(src)}-{role}-{features}{tag}.h5"
     return extract_features(frame[['id', 'path']], out, features=features, progress=progress, data_dir=data_dir, **settings)
 
@@ -63,7 +63,7 @@ def _pca_for(h5, work_dir, seed=0):
     if not first or next(iter(first.values()))['descriptors'].shape[1] <= 40: return None
     return fit_pca(h5, Path(work_dir) / 'features' / f"{Path(h5).stem}-pca.npz", dims=(40, 10), seed=seed)
 
-# %% ../nbs/07a_retrieval.ipynb #8931c8ed
+# %% ../nbs/07a_retrieval.ipynb #735bf874
 def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo folder, or feature store
                          queries_src, # query images, the same kinds
                          work_dir, # where features and indexes are cached
@@ -85,7 +85,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         cands = {q: apply_saliency(cs, searched[q][2], index.image_sizes, query_min, db_min) for q, cs in cands.items()}
     return index, cands
 
-# %% ../nbs/07a_retrieval.ipynb #11ae40ab
+# %% ../nbs/07a_retrieval.ipynb #dbccb5b4
 def retrieve(index_src, queries_src, # index and query sources (see `source_images`)
              out_csv, # the submission to write
              work_dir='../data/work', # where features and indexes are cached
@@ -96,7 +96,7 @@ def retrieve(index_src, queries_src, # index and query sources (see `source_imag
     index, cands = retrieval_candidates(index_src, queries_src, work_dir, **kwargs)
     return write_retrieval_submission(rankings(cands, index.image_ids, top), out_csv)
 
-# %% ../nbs/07a_retrieval.ipynb #6ee25203
+# %% ../nbs/07a_retrieval.ipynb #3de17be6
 def landmark_votes(cands:list, # a query's candidates, best first
                    labels, # index image number -> landmark id (-1: none)
                    top:int=5, # best candidates that vote
@@ -111,7 +111,7 @@ def landmark_votes(cands:list, # a query's candidates, best first
     lm = max(score, key=lambda l: (score[l], -l))
     return lm, score[lm] / (score[lm] + 20.)
 
-# %% ../nbs/07a_retrieval.ipynb #df6107aa
+# %% ../nbs/07a_retrieval.ipynb #3af0b146
 def _labels(index_src, index, role, data_dir, labels_csv=None):
     "Landmark id of every index image number (-1: unknown or non-landmark)."
     if labels_csv is not None:
@@ -136,7 +136,7 @@ def recognize_by_retrieval(index_src, queries_src, # labelled images (train spli
     lab = _labels(index_src, index, role, data_dir, labels)
     return write_recognition_submission({q: landmark_votes(cs, lab, top, min_inliers) for q, cs in cands.items()}, out_csv)
 
-# %% ../nbs/07a_retrieval.ipynb #ec7fd8b9
+# %% ../nbs/07a_retrieval.ipynb #331439f4
 def pick_examples(cands:dict, # {query id: [Candidate]}
                   image_ids, # index image ids by number
                   solution:dict, # {query id: set of relevant index ids}
@@ -169,7 +169,7 @@ def match_figure(query_path, db_path, # the two images
     ax.set_title(title or f"{c.inliers} inliers of {len(c.src)} putative matches", fontsize=9)
     return fig
 
-# %% ../nbs/07a_retrieval.ipynb #8c03c27a
+# %% ../nbs/07a_retrieval.ipynb #064e7458
 def exhaustive_rankings(h5, # a feature store: every image is a query and an index image
                         residual_threshold:float=20., max_trials:int=1000, seed:int=0, progress:bool=True)->dict:
     "{query id: [other ids by inliers, best first]}: every pair matched (mutual NN) and verified by RANSAC."
@@ -223,7 +223,7 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
     with atomic_path(out) as tmp: pd.DataFrame(rows).assign(images=n, landmark_queries=len(solution)).to_csv(tmp, index=False)
     return out
 
-# %% ../nbs/07a_retrieval.ipynb #48d9359e
+# %% ../nbs/07a_retrieval.ipynb #a331340c
 def _required(**kw):
     "Exit with a usage error naming the missing option(s)."
     missing = [k for k, v in kw.items() if v is None]
@@ -243,10 +243,11 @@ def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... s
                  db_min:float=0., # saliency: minimum inlier hull fraction of the index image
                  max_features:int=1000, # features per image (sift)
                  image_size:int=None, # shrink images to this longest side (px) before extraction
+                 model:str=None, # DELF checkpoint (.pt) or TF-Hub handle (delf backends)
                  seed:int=0):
     "Retrieve index images for every query; write a Kaggle retrieval submission."
     _required(index=index, queries=queries)
-    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size)
+    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size, model=model)
     p = retrieve(index, queries, out, work_dir=work_dir, features=features, index_type=index_type, k=k,
                  max_distance=max_distance, query_min=query_min, db_min=db_min, data_dir=data_dir, seed=seed, **extract)
     print(p)
@@ -257,10 +258,11 @@ def recognize_by_retrieval_cli(index:str=None, # labelled images: GLD-layout dat
                                out:str='submission.csv', # the Kaggle recognition submission (id,landmarks)
                                labels:str=None, # CSV id,landmark_id when --index is a feature store
                                features:str='sift', index_type:str='kdtree', work_dir:str='data/work', data_dir:str='data',
-                               k:int=10, max_distance:float=0.8, max_features:int=1000, image_size:int=None, seed:int=0):
+                               k:int=10, max_distance:float=0.8, max_features:int=1000, image_size:int=None,
+                               model:str=None, seed:int=0):
     "Predict each query's landmark (and a confidence) from its verified neighbours; write a Kaggle recognition submission."
     _required(index=index, queries=queries)
-    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size)
+    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size, model=model)
     p = recognize_by_retrieval(index, queries, out, work_dir=work_dir, labels=labels, features=features, index_type=index_type,
                                k=k, max_distance=max_distance, data_dir=data_dir, seed=seed, **extract)
     print(p)
