@@ -24,7 +24,7 @@ def _best(f, repeat=3):
     return best, out
 
 
-def bench(n, n_query=1000, k=10, features_per_image=1000, nprobe=16, m=20, seed=0, kinds=('flat', 'kdtree', 'ivfpq'), repeat=3, niter=20):
+def bench(n, n_query=1000, k=10, features_per_image=1000, nprobe=8, m=20, seed=0, kinds=('flat', 'kdtree', 'ivfpq'), repeat=3, niter=20):
     rng = np.random.default_rng(seed)
     db = delf_like(n, seed=seed)
     images, locations = np.arange(n) // features_per_image, rng.uniform(0, 1024, (n, 2)).astype(np.float32)
@@ -48,7 +48,7 @@ def bench(n, n_query=1000, k=10, features_per_image=1000, nprobe=16, m=20, seed=
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--sizes', default='1e5,1e6', help='database sizes, comma-separated')
-    p.add_argument('--nprobe', type=int, default=16)
+    p.add_argument('--nprobe', type=int, default=8, help='IVF lists visited per query feature')
     p.add_argument('--m', type=int, default=20, help='PQ sub-quantizers (bytes per code); must divide 40')
     p.add_argument('--repeat', type=int, default=3, help='query timings: best of this many')
     p.add_argument('--threads', type=int, default=0, help='faiss OpenMP threads (0: its default)')
