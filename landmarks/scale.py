@@ -8,7 +8,7 @@ __all__ = ['COST_METRICS', 'GLD_V2', 'plan_shards', 'extract_shards', 'read_mani
            'build_ooc_index', 'search_parts', 'FeatureShards', 'as_index', 'build_shard_index', 'measure_index',
            'cost_table', 'measure_extraction', 'fit_costs', 'extrapolate', 'plot_costs', 'size_cluster']
 
-# %% ../nbs/10_scale.ipynb #b2a377a7
+# %% ../nbs/10_scale.ipynb #785f4db2
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import json, logging, math, os, resource, shutil, subprocess, sys, tempfile, time, urllib.parse
 from pathlib import Path
@@ -19,7 +19,7 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 from .data import atomic_path
 
-# %% ../nbs/10_scale.ipynb #279d810e
+# %% ../nbs/10_scale.ipynb #7c52e699
 def plan_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or photo folder
                 shard_size:int=256, # images per shard
                 data_dir='../data') -> pd.DataFrame:
@@ -32,7 +32,7 @@ def plan_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or phot
 def _shards_dir(out_h5): return Path(out_h5).with_suffix('.shards')
 def _shard_name(s): return f'shard-{int(s):05d}.h5'
 
-# %% ../nbs/10_scale.ipynb #f18fbf80
+# %% ../nbs/10_scale.ipynb #92ee1773
 class _ShardExtractor:
     "Holds one extractor (the model) and extracts whole shards with `landmarks.delf.extract_features`."
     def __init__(self, features, model, extract_kw, settings, threads=None):
@@ -60,17 +60,17 @@ class _ShardExtractor:
         rows = [self.one(s, f, o) for s, f, o in zip(batch['shard'], batch['frame'], batch['out'])]
         return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
-# %% ../nbs/10_scale.ipynb #336e5940
+# %% ../nbs/10_scale.ipynb #02cbd90c
 def _ray_session(address=None, workers=2):
     "Join `address`, or start a local Ray (no dashboard); returns whether we started it."
     import ray
     if ray.is_initialized(): return False
     kw = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     if not address: kw['num_cpus'] = max(int(workers), os.cpu_count() or 1)
-    for attempt in range(3):  # a busy machine can miss Ray's fixed 30 s start-up wait: try again
+    for attempt in range(5):  # a busy machine can miss Ray's fixed 30 s start-up wait: try again
         try: ray.init(address=address, **kw); return True
         except Exception as e:
-            if 'timed out during startup' not in str(e) or attempt == 2: raise
+            if 'timed out during startup' not in str(e) or attempt == 4: raise
             ray.shutdown()
 
 def _run_ray(rows, worker_args, workers, gpus_per_worker, on_result, progress=True):
@@ -90,7 +90,7 @@ def _run_serial(rows, worker_args, on_result, progress=True):
     w = _ShardExtractor(**worker_args)
     for r in tqdm(rows, desc='shards (serial)', disable=not progress): on_result(w.one(r['shard'], r['frame'], r['out']))
 
-# %% ../nbs/10_scale.ipynb #aa209c94
+# %% ../nbs/10_scale.ipynb #1fca7fc6
 def _write_json(path, obj):
     with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=str))
 
@@ -184,7 +184,7 @@ def extract_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or p
                            ". Fix the cause and rerun: finished shards are kept.")
     return merge_shards(man_path, out_h5) if merge else man_path
 
-# %% ../nbs/10_scale.ipynb #d24069b5
+# %% ../nbs/10_scale.ipynb #9473c8e4
 def read_manifest(manifest) -> dict:
     "The manifest of a sharded extraction (a manifest.json, its folder, or the merged store's path)."
     p = Path(manifest)
@@ -214,7 +214,7 @@ def merge_shards(manifest, # a manifest.json (or its folder)
                 for k in f.keys(): f.copy(f[k], out, name=k)
     return out_h5
 
-# %% ../nbs/10_scale.ipynb #0a90be26
+# %% ../nbs/10_scale.ipynb #d3785385
 def _same_features(a, b) -> bool:
     "Two feature stores hold the same ids, settings and arrays."
     from landmarks.delf import feature_settings, read_features
@@ -222,7 +222,7 @@ def _same_features(a, b) -> bool:
     fa, fb = read_features(a), read_features(b)
     return fa.keys() == fb.keys() and all(np.array_equal(fa[i][k], fb[i][k]) for i in fa for k in fa[i])
 
-# %% ../nbs/10_scale.ipynb #965c0d5c
+# %% ../nbs/10_scale.ipynb #7209eb4c
 @call_parse
 def extract_ray_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec or photo folder
                     out:str=None,           # the merged feature store (.h5); the shards go to OUT.shards/
@@ -256,7 +256,7 @@ def extract_ray_cli(images:str=None,        # GLD-layout folder, SynthLandmarks 
     print(f'{p}: {read_manifest(out)["n_images"]} images in {read_manifest(out)["n_shards"]} shards')
     return p
 
-# %% ../nbs/10_scale.ipynb #ccf49d63
+# %% ../nbs/10_scale.ipynb #7aa22b20
 class SynthVectors:
     "Seeded clustered unit vectors of dimension `d`, generated batch by batch (never all at once)."
     def __init__(self, n:int, # number of vectors
@@ -288,7 +288,7 @@ class SynthVectors:
         "`n` query vectors (a query image's features) from the same distribution."
         return self._make(np.random.default_rng([self.seed, 3, seed]), int(n))
 
-# %% ../nbs/10_scale.ipynb #eba57aa4
+# %% ../nbs/10_scale.ipynb #ca9d4cbf
 def _train_size(nlist): return max(64 * nlist, 256 * 64)  # training vectors: 64 per list, and enough for the PQ
 
 def _settings_path(out_dir): return Path(out_dir) / 'settings.json'
@@ -307,7 +307,7 @@ def _check_settings(out_dir, settings, overwrite):
     else:
         with atomic_path(p) as tmp: Path(tmp).write_text(json.dumps(settings, indent=1))
 
-# %% ../nbs/10_scale.ipynb #498644dc
+# %% ../nbs/10_scale.ipynb #8c5a92e4
 def train_ivfpq(source, # a vector source (`d`, `sample(n, seed)`)
                 out_path, # where the trained, empty index goes
                 nlist:int=1024, # inverted lists (coarse centroids)
@@ -330,7 +330,7 @@ def train_ivfpq(source, # a vector source (`d`, `sample(n, seed)`)
     with atomic_path(out_path) as tmp: faiss.write_index(index, str(tmp))
     return out_path
 
-# %% ../nbs/10_scale.ipynb #9bbe2cb6
+# %% ../nbs/10_scale.ipynb #55adbb26
 def fill_parts(trained, # path of the trained, empty index
                source, # a vector source (`n_batches`, `batch(i)`)
                parts_dir, # where the parts go
@@ -348,7 +348,7 @@ def fill_parts(trained, # path of the trained, empty index
         del index
     return parts
 
-# %% ../nbs/10_scale.ipynb #2a2f740b
+# %% ../nbs/10_scale.ipynb #75629bf2
 def merge_parts(trained, # path of the trained, empty index
                 parts:list, # paths of the filled parts
                 out_index, # the merged index; its lists go to out_index with suffix .ivfdata
@@ -370,7 +370,7 @@ def merge_parts(trained, # path of the trained, empty index
     finally: shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_index
 
-# %% ../nbs/10_scale.ipynb #c687a1d7
+# %% ../nbs/10_scale.ipynb #96394220
 def load_index(path, # an index written by merge_parts (its .ivfdata beside it) or any faiss index
                nprobe:int=16): # inverted lists visited per query
     "Read a faiss index; on-disk inverted lists are found beside it and memory-mapped."
@@ -380,7 +380,7 @@ def load_index(path, # an index written by merge_parts (its .ivfdata beside it) 
     faiss.extract_index_ivf(index).nprobe = nprobe
     return index
 
-# %% ../nbs/10_scale.ipynb #e2799e74
+# %% ../nbs/10_scale.ipynb #f2be7853
 def _copy_trained(src, dst, d):
     "Copy a trained index to `dst`, emptied; an error names a dimension mismatch or an untrained index."
     index = faiss.read_index(str(src))
@@ -390,7 +390,7 @@ def _copy_trained(src, dst, d):
     with atomic_path(dst) as tmp: faiss.write_index(index, str(tmp))
     return Path(dst)
 
-# %% ../nbs/10_scale.ipynb #180571f9
+# %% ../nbs/10_scale.ipynb #963fc07e
 def build_ooc_index(source, # a vector source
                     out_dir, # gets trained.index, parts/, index.faiss, index.ivfdata, settings.json
                     nlist:int=1024, m:int=20, nbits:int=8, sample:int=None, niter:int=20, seed:int=0,
@@ -411,7 +411,7 @@ def build_ooc_index(source, # a vector source
     if not keep_parts: shutil.rmtree(out_dir / 'parts')
     return out
 
-# %% ../nbs/10_scale.ipynb #b030a8bf
+# %% ../nbs/10_scale.ipynb #52695729
 def _in_memory_index(trained, source, nprobe=16):
     "The same trained index with every batch added in memory (the reference for tests)."
     index = faiss.read_index(str(trained))
@@ -419,7 +419,7 @@ def _in_memory_index(trained, source, nprobe=16):
     index.nprobe = nprobe
     return index
 
-# %% ../nbs/10_scale.ipynb #ad3d2913
+# %% ../nbs/10_scale.ipynb #10848ea1
 def search_parts(parts:list, # index paths (same trained quantizers)
                  queries, # (nq, d) float32
                  k:int=100, # neighbours per query
@@ -433,7 +433,7 @@ def search_parts(parts:list, # index paths (same trained quantizers)
     heap.finalize()
     return heap.D, heap.I
 
-# %% ../nbs/10_scale.ipynb #858af018
+# %% ../nbs/10_scale.ipynb #bd143738
 def _same_answers(D1, I1, D2, I2, eps=1e-4):
     "True when two (D, I) results agree: equal distances, equal ids up to the order of exactly tied distances."
     if D1.shape != D2.shape or not np.allclose(D1, D2, atol=eps): return False
@@ -443,7 +443,7 @@ def _same_answers(D1, I1, D2, I2, eps=1e-4):
         if set(i1[inner]) != set(i2[inner]): return False
     return True
 
-# %% ../nbs/10_scale.ipynb #9611a25b
+# %% ../nbs/10_scale.ipynb #0d9d05cf
 def _store_paths(stores):
     "Feature store files: a list as given, a sharded extraction's shards, or one store."
     if isinstance(stores, (list, tuple)): return [Path(p) for p in stores]
@@ -503,7 +503,7 @@ class FeatureShards:
             out.append(x[j]); off += len(x)
         return np.concatenate(out)
 
-# %% ../nbs/10_scale.ipynb #d9b93196
+# %% ../nbs/10_scale.ipynb #3d5bf455
 def _kdtree_settings(n, dim, **kw):
     "The IVF-PQ settings landmarks.kdtree uses for `n` vectors (nlist ~ 4 sqrt(n), m | dim, nprobe)."
     from landmarks.kdtree import _ivfpq_settings
@@ -523,7 +523,7 @@ def as_index(path, # an index built by build_ooc_index from FeatureShards
         pca = load_pca(meta['pca'])
     return Index('ivfpq', load_index(meta_p.parent / 'index.faiss', s['nprobe']), meta['image_ids'], s, pca=pca)
 
-# %% ../nbs/10_scale.ipynb #fe601501
+# %% ../nbs/10_scale.ipynb #83012b1a
 def build_shard_index(stores, # a sharded extraction's manifest or merged store (or stores)
                       out_dir, # the index folder
                       pca_npz=None, dim:int=40, # projection, as landmarks.kdtree.build_index
@@ -546,10 +546,13 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
                                pca=str(Path(pca_npz).resolve()) if pca_npz else None))
     return Path(out_dir)
 
-# %% ../nbs/10_scale.ipynb #61f24784
+# %% ../nbs/10_scale.ipynb #c2f1944c
 _MARK = '@@landmarks.scale@@'
 
-def _rss_mb(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _rss_mb():
+    "Peak resident memory of this process (MB): VmHWM, which exec resets (ru_maxrss keeps the forking parent's peak)."
+    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
+    except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _run_child(task:str, kw:dict) -> dict:
     "Run `_child_<task>(**kw)` in a fresh Python process and return the dict it prints."
@@ -587,7 +590,7 @@ def _child_query(index, n, n_images, features, k, nprobe, seed, threads):
         t = time.perf_counter(); idx.search(q, k); times.append(time.perf_counter() - t)
     return dict(query_s_per_image=float(np.median(times)), query_base_rss_mb=base, query_peak_rss_mb=_rss_mb())
 
-# %% ../nbs/10_scale.ipynb #89f08e61
+# %% ../nbs/10_scale.ipynb #b2a264f8
 def measure_index(n:int, # number of features
                   work_dir, # where the index is built (deleted afterwards unless keep)
                   batch_size:int=1_000_000, nlist:int=1024, m:int=20, nbits:int=8,
@@ -607,7 +610,7 @@ def measure_index(n:int, # number of features
     return dict(n=int(n), **b, **qr, bytes_per_feature=b['index_bytes'] / n, batch_size=int(batch_size), nlist=nlist,
                 m=m, nprobe=nprobe, k=k, threads=threads)
 
-# %% ../nbs/10_scale.ipynb #c6157306
+# %% ../nbs/10_scale.ipynb #51e3d280
 def cost_table(sizes:list, # numbers of features
                work_dir, # scratch space for the indexes
                csv=None, # if given, rows are appended here as they are measured; sizes already there are skipped
@@ -623,7 +626,7 @@ def cost_table(sizes:list, # numbers of features
             with atomic_path(Path(csv)) as tmp: pd.DataFrame(rows).to_csv(tmp, index=False)
     return pd.DataFrame(rows).sort_values('n').reset_index(drop=True)
 
-# %% ../nbs/10_scale.ipynb #152493f6
+# %% ../nbs/10_scale.ipynb #0f59907d
 def measure_extraction(images, # as extract_shards
                        work_dir, # scratch space for the stores (replaced)
                        workers=(1, 2), # Ray actor counts to time
@@ -654,7 +657,7 @@ def measure_extraction(images, # as extract_shards
                  worker_images_per_s=n / busy, backend=features, cpus=os.cpu_count())
     return pd.DataFrame(rows)
 
-# %% ../nbs/10_scale.ipynb #c72d3941
+# %% ../nbs/10_scale.ipynb #7d82a6c2
 COST_METRICS = {'build_s': 'build time (s)', 'peak_rss_mb': 'peak memory of the build (MB)',
                 'index_bytes': 'index on disk (bytes)', 'query_s_per_image': 'query time per 1,000-feature image (s)'}
 
@@ -674,7 +677,7 @@ def extrapolate(fits:pd.DataFrame, # from fit_costs
     return pd.DataFrame({k: np.maximum(f.intercept + f.slope * sizes, 0) for k, f in fits.iterrows()},
                         index=pd.Index(sizes.astype(np.int64), name='n'))
 
-# %% ../nbs/10_scale.ipynb #de88474c
+# %% ../nbs/10_scale.ipynb #8cbcd5d7
 def plot_costs(table:pd.DataFrame, # measured rows (n and the metrics)
                fits:pd.DataFrame, # from fit_costs
                targets=(2e8, 1e9)): # sizes to extrapolate to
@@ -693,7 +696,7 @@ def plot_costs(table:pd.DataFrame, # measured rows (n and the metrics)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_scale.ipynb #18bdde4f
+# %% ../nbs/10_scale.ipynb #e5f9928b
 GLD_V2 = dict(train=4_132_914, index=761_757, test=117_577)
 
 def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs)
