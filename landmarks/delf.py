@@ -9,7 +9,7 @@ __all__ = ['log', 'FIELDS', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_S
            'pyramid_level', 'DELFExtractor', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure',
            'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'extract_cli']
 
-# %% ../nbs/03_delf.ipynb #5e92a8de
+# %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import json, logging, math, queue, shutil, threading, urllib.parse, uuid, contextlib, os
 from collections import OrderedDict
@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from fastcore.script import call_parse
 
-# %% ../nbs/03_delf.ipynb #725bd604
+# %% ../nbs/03_delf.ipynb #ad918c29
 def demo_image(size:int=256, # height and width (px)
                seed:int=0,   # scene seed
               ) -> np.ndarray:
@@ -37,7 +37,7 @@ def demo_image(size:int=256, # height and width (px)
         else: cv2.putText(im, ''.join(rng.choice(list('ABCDEFGHKMNPRSTWXZ'), 3)), tuple(map(int, p[0])), cv2.FONT_HERSHEY_SIMPLEX, 0.8*s, col, max(1, int(2*s)))
     return im
 
-# %% ../nbs/03_delf.ipynb #5aa55550
+# %% ../nbs/03_delf.ipynb #7a6267cd
 def distort(im:np.ndarray,     # RGB uint8 image
             scale:float=0.7,   # resize factor
             angle:float=10.,   # rotation in degrees (counter-clockwise) about the centre
@@ -51,13 +51,13 @@ def distort(im:np.ndarray,     # RGB uint8 image
     ok, buf = cv2.imencode('.jpg', out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy(), A
 
-# %% ../nbs/03_delf.ipynb #11685d7f
+# %% ../nbs/03_delf.ipynb #32da504d
 def _empty(dim):
     "An image with no features."
     return dict(locations=np.zeros((0, 2), np.float32), scales=np.zeros(0, np.float32),
                 descriptors=np.zeros((0, dim), np.float32), attention=np.zeros(0, np.float32))
 
-# %% ../nbs/03_delf.ipynb #65d6b6f5
+# %% ../nbs/03_delf.ipynb #aa30af5a
 class RootSIFT:
     "OpenCV SIFT with RootSIFT descriptors; called on a list of RGB uint8 images."
     def __init__(self, max_features:int=1000, # keep the strongest responses
@@ -81,7 +81,7 @@ class RootSIFT:
 
     def __call__(self, images:list) -> list: return [self.one(im) for im in images]
 
-# %% ../nbs/03_delf.ipynb #55e26c42
+# %% ../nbs/03_delf.ipynb #4cfff4f4
 def mutual_nn(d1:np.ndarray, d2:np.ndarray, ratio:float=1.0) -> np.ndarray:
     "Index pairs (i, j) of mutual nearest neighbours (L2) between descriptor sets, optionally ratio-tested."
     if not len(d1) or not len(d2): return np.zeros((0, 2), int)
@@ -95,7 +95,7 @@ def mutual_nn(d1:np.ndarray, d2:np.ndarray, ratio:float=1.0) -> np.ndarray:
     idx = torch.nonzero(keep).flatten()
     return torch.stack([idx, j[idx]], 1).numpy()
 
-# %% ../nbs/03_delf.ipynb #ef5d4f88
+# %% ../nbs/03_delf.ipynb #20d36ae1
 def match_ransac(f1:dict, f2:dict,           # per-image features (locations y, x)
                  residual_threshold:float=4., # inlier distance in the second image (px)
                  ratio:float=1.0, max_trials:int=1000, seed:int=0) -> tuple:
@@ -109,7 +109,7 @@ def match_ransac(f1:dict, f2:dict,           # per-image features (locations y, 
                         max_trials=max_trials, rng=seed)
     return (0, None) if inl is None else (int(inl.sum()), model)
 
-# %% ../nbs/03_delf.ipynb #316e473a
+# %% ../nbs/03_delf.ipynb #49267c12
 def _is_gld(root:Path) -> bool:
     "Does `root` look like a GLD-layout dataset (split CSVs beside split folders)?"
     return any((root/f'{s}.csv').exists() for s in ('train', 'index', 'test'))
@@ -143,7 +143,7 @@ def image_frame(images,                   # DataFrame (id, path), GLD, GLD root,
     if len(dup): raise ValueError(f"images: id {dup.iloc[0]!r} names two different paths")
     return fr
 
-# %% ../nbs/03_delf.ipynb #24e6b5da
+# %% ../nbs/03_delf.ipynb #dea5f931
 def read_image(path, # image file
               ) -> np.ndarray:
     "An RGB uint8 array, with an error naming the file when it cannot be read."
@@ -172,7 +172,7 @@ def _to_original(loc, shape, orig):
     k = np.array([orig[0] / shape[0], orig[1] / shape[1]], np.float32)
     return ((loc + 0.5) * k - 0.5).astype(np.float32)
 
-# %% ../nbs/03_delf.ipynb #17c95fc3
+# %% ../nbs/03_delf.ipynb #13fe51b8
 log = logging.getLogger(__name__)
 FIELDS = ('locations', 'scales', 'descriptors', 'attention', 'image_size')
 
@@ -222,7 +222,7 @@ def feature_settings(h5) -> dict:
     for fn in _files(h5):
         with h5py.File(fn, 'r') as f: return json.loads(f.attrs['settings'])
 
-# %% ../nbs/03_delf.ipynb #fe140ad1
+# %% ../nbs/03_delf.ipynb #bbe00753
 class _Writer(threading.Thread):
     "Writes batches of features to shards in the background; errors come back on the next `put` or `close`."
     def __init__(self, h5, settings, float16):
@@ -257,7 +257,7 @@ def _merge(h5, settings):
                     if k not in out: f.copy(f[k], out, name=k)
     shutil.rmtree(_parts(h5), ignore_errors=True)
 
-# %% ../nbs/03_delf.ipynb #ca78e4fd
+# %% ../nbs/03_delf.ipynb #50f1bcc0
 def _same(a, b): return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
 
 def extract_features(images,                # DataFrame (id, path), GLD, dataset folder/spec or photo folder
@@ -310,7 +310,7 @@ def extract_features(images,                # DataFrame (id, path), GLD, dataset
     _merge(out_h5, st)
     return out_h5
 
-# %% ../nbs/03_delf.ipynb #49043caf
+# %% ../nbs/03_delf.ipynb #d980e70a
 def read_features(h5,        # a feature store
                   ids=None,  # ids to read (default: all)
                  ) -> dict:
@@ -325,7 +325,7 @@ def read_features(h5,        # a feature store
             out[_unkey(k)] = {n: f[k][n][()] for n in FIELDS}
     return out
 
-# %% ../nbs/03_delf.ipynb #64bd7d17
+# %% ../nbs/03_delf.ipynb #4e714532
 def make_extractor(features='delf', # 'sift' | 'delf' | 'delf-tfhub'
                    model=None,      # DELF checkpoint (`train_delf`) or TF-Hub handle / SavedModel folder
                    **settings,      # the backend's settings
@@ -338,7 +338,7 @@ def make_extractor(features='delf', # 'sift' | 'delf' | 'delf-tfhub'
     if features == 'delf-tfhub': return TFHubDELF(model, **settings)
     raise ValueError(f"features={features!r}: use 'delf', 'delf-tfhub' or 'sift'")
 
-# %% ../nbs/03_delf.ipynb #904cf4a2
+# %% ../nbs/03_delf.ipynb #8c1b3fe1
 def _one(v, name, attr):
     "A square layer parameter as one int (an error naming the layer otherwise)."
     v = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -364,7 +364,7 @@ def cell_centres(n:int,       # cells along one axis of the feature map
     c = geometry['stride'] * np.arange(n) - geometry['padding'] + (geometry['size'] - 1) / 2
     return ((c + 0.5) * orig / level - 0.5).astype(np.float32)
 
-# %% ../nbs/03_delf.ipynb #56a09381
+# %% ../nbs/03_delf.ipynb #89628848
 TRUNK = ('conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3')
 
 class DELF(nn.Module):
@@ -389,7 +389,7 @@ class DELF(nn.Module):
         f, a = self(x)
         return self.classifier((F.normalize(f, dim=1) * a).mean((2, 3)))
 
-# %% ../nbs/03_delf.ipynb #462b905b
+# %% ../nbs/03_delf.ipynb #a4abd38c
 DELF_SCALES = (0.25, 0.3536, 0.5, 0.7071, 1.0, 1.4142, 2.0)   # the official extraction pyramid
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -401,7 +401,7 @@ def pyramid_level(x:torch.Tensor, # (B, 3, H, W) images
     if size == (H, W): return x
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=scale < 1)
 
-# %% ../nbs/03_delf.ipynb #6324c3ee
+# %% ../nbs/03_delf.ipynb #c54cd635
 class DELFExtractor:
     "Multi-scale DELF features of a list of RGB uint8 images."
     def __init__(self, model:DELF, meta:dict=None,
@@ -420,7 +420,8 @@ class DELFExtractor:
         ck = meta.get('checkpoint')
         self.settings = dict(backend='delf', model=str(Path(ck).resolve()) if ck else None, arch=meta.get('arch'),
                              scales=list(self.scales), threshold=float(threshold), max_features=int(max_features),
-                             dims=int(model.dim), geometry=model.geometry, scale_of='pyramid level', attention='softplus score')
+                             dims=int(model.dim), geometry=model.geometry, scale_of='pyramid level', attention='softplus score',
+                             model_settings=meta.get('settings'))   # a retrained model at the same path is another model
 
     def _level(self, x, s, ims, out):
         "Candidates of one pyramid level of same-size images `ims` (indices into `out`)."
@@ -455,7 +456,7 @@ class DELFExtractor:
             res.append(dict(locations=loc[o].astype(np.float32), scales=sc[o], descriptors=d[o], attention=att[o]))
         return res
 
-# %% ../nbs/03_delf.ipynb #a38cf07e
+# %% ../nbs/03_delf.ipynb #dfff4b47
 def traced_centre(body:nn.Module, image_hw:tuple, scale:float, cell:tuple) -> np.ndarray:
     "Centre (y, x) of the original pixels that feature cell `cell` of pyramid level `scale` depends on (by gradient)."
     x = torch.ones(1, 3, *image_hw, dtype=next(body.parameters()).dtype, requires_grad=True)   # positive: every ReLU passes
@@ -478,7 +479,7 @@ def _positive(body:nn.Module) -> nn.Module:
         if isinstance(m, nn.BatchNorm2d): m.reset_parameters(); m.reset_running_stats()
     return b
 
-# %% ../nbs/03_delf.ipynb #fd0b6b86
+# %% ../nbs/03_delf.ipynb #b6aee22d
 class _Crops(torch.utils.data.Dataset):
     "Randomly rescaled, flipped, normalised crops of training images with their class index."
     def __init__(self, frame, size, mean, std):
@@ -504,7 +505,7 @@ def load_delf(checkpoint, # a checkpoint written by `train_delf`
     model.load_state_dict(ck['state_dict'])
     return model.to(device).eval(), dict(m, checkpoint=str(checkpoint))
 
-# %% ../nbs/03_delf.ipynb #dfde0ad3
+# %% ../nbs/03_delf.ipynb #1da6bebe
 def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandmarks spec (train split, landmark_id)
                out_dir,                   # the checkpoint goes to out_dir/models/delf_<arch>.pt
                backbone_checkpoint=None,  # stage 1: a landmarks.transfer checkpoint; None: fine-tune one here
@@ -557,7 +558,7 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
     with _atomic(out) as t: torch.save(dict(meta=meta, state_dict=model.cpu().state_dict()), t)
     return out
 
-# %% ../nbs/03_delf.ipynb #9a453c91
+# %% ../nbs/03_delf.ipynb #88750244
 def attention_figure(model:DELF, meta:dict, image:np.ndarray, scale:float=1.0):
     "The image beside its attention map at one pyramid level (upsampled to the image)."
     import matplotlib.pyplot as plt
@@ -590,7 +591,7 @@ def keypoints_figure(image:np.ndarray, feats:dict, radius=None, n:int=200, title
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_delf.ipynb #b7e1ce30
+# %% ../nbs/03_delf.ipynb #17a38594
 class TFHubDELF:
     "The TF-Hub DELF module (`google/delf/1` signature) as an extractor."
     def __init__(self, handle,                    # SavedModel folder or TF-Hub handle
@@ -631,7 +632,7 @@ class TFHubDELF:
 
     def __call__(self, images:list) -> list: return [self.one(im) for im in images]
 
-# %% ../nbs/03_delf.ipynb #258620c4
+# %% ../nbs/03_delf.ipynb #fdda5cc7
 def save_tiny_tfhub_delf(path, # folder for the SavedModel
                          dims:int=40, seed:int=0) -> Path:
     "A tiny SavedModel with the signature of TF-Hub `google/delf/1` (for tests; not a trained model)."
@@ -672,7 +673,7 @@ def save_tiny_tfhub_delf(path, # folder for the SavedModel
     tf.saved_model.save(m, str(path), signatures={'default': m.__call__})
     return Path(path)
 
-# %% ../nbs/03_delf.ipynb #5a32c4c5
+# %% ../nbs/03_delf.ipynb #f2f8d723
 @call_parse
 def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec or photo folder
                 out:str=None,           # the feature store (.h5) to write
