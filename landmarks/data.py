@@ -21,6 +21,8 @@ __all__ = ['SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'r
            'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
+_UMASK = os.umask(0); os.umask(_UMASK)
+
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
@@ -28,6 +30,7 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent); os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)                       # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
