@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['Neighbours', 'pack_geometry', 'unpack_geometry', 'delf_like', 'Index', 'recall_at_k', 'build_index']
 
-# %% ../nbs/05_kdtree.ipynb #b52166d8
+# %% ../nbs/05_kdtree.ipynb #b9f5315d
 import json, math, pickle, shutil
 from collections import namedtuple
 from pathlib import Path
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .data import atomic_path
 
-# %% ../nbs/05_kdtree.ipynb #be806741
+# %% ../nbs/05_kdtree.ipynb #f0084b3c
 def pack_geometry(images, # (N,) image numbers, 0 <= image < 2**31
                   locations, # (N,2) keypoint (y, x) in pixels, 0 <= y, x < 32768
                  )->np.ndarray: # (N,) int64
@@ -31,7 +31,7 @@ def pack_geometry(images, # (N,) image numbers, 0 <= image < 2**31
         raise ValueError(f"pack_geometry: locations must lie in [0, 32767.5] px, got {yx.min()/2}..{yx.max()/2}")
     return (images << 32) | (yx[:, 0] << 16) | yx[:, 1]
 
-# %% ../nbs/05_kdtree.ipynb #de777df2
+# %% ../nbs/05_kdtree.ipynb #e50eb028
 def unpack_geometry(packed): # int64 array of any shape, -1 for "no feature"
     "Image numbers (int32, -1 where missing) and (y, x) locations (float32, shape + (2,)) from packed ids."
     packed = np.asarray(packed, np.int64)
@@ -39,7 +39,7 @@ def unpack_geometry(packed): # int64 array of any shape, -1 for "no feature"
     yx = np.stack([(packed >> 16) & 0xFFFF, packed & 0xFFFF], -1).astype(np.float32) / 2
     return images, np.where(packed[..., None] < 0, np.nan, yx).astype(np.float32)
 
-# %% ../nbs/05_kdtree.ipynb #a6c104f3
+# %% ../nbs/05_kdtree.ipynb #38d1aa33
 def delf_like(n:int, # number of descriptors
               dim:int=40, # dimensions (PCA order: variance decays with the index)
               n_clusters:int=1000, # visual-word-like cluster centres
@@ -57,7 +57,7 @@ def delf_like(n:int, # number of descriptors
         out[s:e] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
-# %% ../nbs/05_kdtree.ipynb #36d4d767
+# %% ../nbs/05_kdtree.ipynb #1c23a06b
 def _project(x, dim, pca=None):
     "Descriptors in the index's space: `pca.transform(x, dim)`, or (already PCA-ordered) truncated and L2-normalised."
     x = np.asarray(x, np.float32)
@@ -67,7 +67,7 @@ def _project(x, dim, pca=None):
     x = x[:, :dim]
     return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), np.float32)
 
-# %% ../nbs/05_kdtree.ipynb #6e5f61a1
+# %% ../nbs/05_kdtree.ipynb #c86d64d7
 Neighbours = namedtuple('Neighbours', 'distances images locations')  # (n,k) float32, (n,k) int32 (-1 none), (n,k,2) float32
 
 _DIMS = {'kdtree': 10, 'ivfpq': 40, 'flat': 40}
@@ -80,7 +80,7 @@ def _ivfpq_settings(n, dim, nlist=None, m=None, nbits=None, nprobe=16, niter=20)
     nbits = nbits or max(1, min(8, int(math.log2(max(n, 2)))))
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe, nlist)), niter=int(niter))
 
-# %% ../nbs/05_kdtree.ipynb #ee2065be
+# %% ../nbs/05_kdtree.ipynb #95fdccdf
 class Index:
     "Nearest neighbours of local descriptors; each stored feature knows its image and keypoint."
     def __init__(self, kind, engine, image_ids, settings, pca=None, geometry=None, image_sizes=None):
@@ -95,7 +95,7 @@ class Index:
 
     def __repr__(self): return f"Index({self.kind}, {self.ntotal:,} features, {len(self.image_ids):,} images, {self.settings})"
 
-# %% ../nbs/05_kdtree.ipynb #db067971
+# %% ../nbs/05_kdtree.ipynb #85c4da81
 def _faiss_engine(kind, x, packed, settings, seed, chunk):
     "A trained and filled faiss index (flat or IVF-PQ) whose ids are the packed geometry."
     d = x.shape[1]
@@ -114,7 +114,7 @@ def _faiss_engine(kind, x, packed, settings, seed, chunk):
         index.add_with_ids(x[i:i + chunk], packed[i:i + chunk])
     return index
 
-# %% ../nbs/05_kdtree.ipynb #a7145c09
+# %% ../nbs/05_kdtree.ipynb #9d37d202
 @classmethod
 def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
                  descriptors, # (N,D) float descriptors (raw with `pca`, else PCA-ordered)
@@ -144,7 +144,7 @@ def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
 
 Index.from_arrays = _from_arrays
 
-# %% ../nbs/05_kdtree.ipynb #033da177
+# %% ../nbs/05_kdtree.ipynb #ca3b7fcf
 def _search_chunk(self, x, k, max_distance=np.inf):
     "Distances and packed ids of the k nearest stored features of projected queries `x`."
     if self.kind == 'kdtree':  # the bound prunes the tree search, as the report's KD-tree did
@@ -174,7 +174,7 @@ def _search(self, descriptors, # (n,D) query descriptors, raw or PCA-ordered lik
 
 Index._search_chunk, Index.search = _search_chunk, _search
 
-# %% ../nbs/05_kdtree.ipynb #a64186b3
+# %% ../nbs/05_kdtree.ipynb #f5d5bad3
 def recall_at_k(found:Neighbours, # an index's answer
                 exact:Neighbours, # the exact (flat) answer for the same queries
                )->float:
@@ -185,7 +185,7 @@ def recall_at_k(found:Neighbours, # an index's answer
     hits = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, (b >= 0).sum()) for a, b in zip(f, e)]
     return float(np.mean(hits))
 
-# %% ../nbs/05_kdtree.ipynb #3b4c5fb6
+# %% ../nbs/05_kdtree.ipynb #df4e473e
 def _save(self, path)->Path:
     "Write the index to folder `path`; `meta.json`, written last and atomically, marks it complete. Returns `path`."
     path = Path(path)
@@ -229,7 +229,7 @@ def _nbytes(path): return sum(f.stat().st_size for f in Path(path).rglob('*') if
 
 Index.save, Index.load = _save, _load
 
-# %% ../nbs/05_kdtree.ipynb #377e54c6
+# %% ../nbs/05_kdtree.ipynb #aa936526
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 out_dir, # the profile's artifact folder; the index goes to out_dir/index/<name>
                 kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat'
