@@ -52,6 +52,12 @@ def resolve(name:str, args:list=()):
 
 
 # %% ../nbs/99_cli.ipynb #3d32ea1a
+def _underscore(arg:str) -> str:
+    "`--index-type` as fastcore spells it, `--index_type` (values are left alone)."
+    if not arg.startswith('--'): return arg
+    name, eq, value = arg.partition('=')
+    return name.replace('-', '_').replace('__', '--', 1) + eq + value
+
 def main(argv:list=None):
     "Entry point of the `landmarks` console script."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -60,6 +66,7 @@ def main(argv:list=None):
     try: func = resolve(name, rest)
     except ValueError as e: raise SystemExit(str(e)) from None
     _, rest = _route(name, rest)
+    rest = [_underscore(a) for a in rest]
     if not hasattr(func, '__wrapped__'): return func(rest)   # a plain function parses its own arguments
     sys.argv = [f'landmarks {name}', *rest]                  # a call_parse function: parse as if run as a script
     return _run_cli(func.__wrapped__, False)
