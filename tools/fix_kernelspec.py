@@ -1,7 +1,7 @@
 """Give every notebook under nbs/ the python3 kernelspec (papermill needs the kernel name and language)."""
 import json, sys
 from pathlib import Path
-spec = {'display_name': 'Python 3 (ipykernel)', 'language': 'python', 'name': 'python3'}
+spec = {'display_name': 'python3', 'language': 'python', 'name': 'python3'}
 for p in sorted(Path(__file__).resolve().parents[1].glob('nbs/*.ipynb')):
     nb = json.loads(p.read_text())
     ks = nb.get('metadata', {}).get('kernelspec') or {}
