@@ -83,10 +83,15 @@ def test_smoke_profile_of_the_whole_report(tmp_path):
     names = [p.stem for p in stages()]
     for n in names: assert (out/f'{n}.ipynb').exists(), n
     assert (out/'report.html').exists() and (out/'report.html').stat().st_size > 10_000
-    if (out/'tables'/'table1_recognition.csv').exists():
-        t1 = pd.read_csv(out/'tables'/'table1_recognition.csv')
-        assert {'model', 'mode', 'train_acc', 'test_acc', 'gap'} <= set(t1.columns)
-        assert t1.test_acc.between(0, 1).all() and t1.gap.between(0, 1).all()
-    if (out/'tables'/'table2_retrieval.csv').exists():
-        t2 = pd.read_csv(out/'tables'/'table2_retrieval.csv')
-        assert 'method' in t2.columns and t2.filter(like='map').iloc[:, 0].between(0, 1).all()
+    t1 = pd.read_csv(out/'tables'/'table1_recognition.csv')
+    assert list(zip(t1.model.str.lower(), t1['mode'])) == [('resnet18', 'frozen'), ('resnet50', 'frozen'), ('resnet50', 'finetune')]
+    assert {'train_acc', 'test_acc', 'gap', 'train_acc_2018', 'test_acc_2018'} <= set(t1.columns)
+    assert t1.test_acc.between(0, 1).all() and t1.gap.between(0, 1).all()
+    t2 = pd.read_csv(out/'tables'/'table2_retrieval.csv')
+    assert {'Random', 'PCA-10 KD-tree', 'PCA-10 KD-tree tuned', 'PCA-40 IVF-PQ + RANSAC'} <= set(t2.method)
+    assert {'map100', 'query_ms', 'bytes_per_feature', 'map100_2018'} <= set(t2.columns)
+    assert t2.map100.between(0, 1).all()
+    for fig in ('figure1_good.png', 'figure1_spurious.png', 'synth_samples.png', 'table2_map_vs_time.png'):
+        assert (out/'figures'/fig).stat().st_size > 1000, fig
+    html = (out/'report.html').read_text()
+    assert 'Table 1' in html and 'Table 2' in html and 'figure1_good' in html
