@@ -7,7 +7,7 @@ __all__ = ['log', 'FIELDS', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_S
            'mutual_nn', 'match_ransac', 'image_frame', 'read_image', 'stored_ids', 'feature_settings',
            'extract_features', 'read_features', 'make_extractor', 'receptive_field', 'cell_centres', 'DELF',
            'pyramid_level', 'DELFExtractor', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure',
-           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'extract_cli']
+           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -674,6 +674,14 @@ def save_tiny_tfhub_delf(path, # folder for the SavedModel
     return Path(path)
 
 # %% ../nbs/03_delf.ipynb #f2f8d723
+def backend_settings(features:str, scales:str=None, threshold:float=None, max_features:int=1000) -> dict:
+    "Extractor settings from command-line strings (scales and threshold only apply to the DELF backends)."
+    kw = dict(max_features=max_features)
+    if features != 'sift':
+        if scales: kw['scales'] = tuple(float(s) for s in scales.split(','))
+        if threshold is not None: kw['threshold'] = threshold
+    return kw
+
 @call_parse
 def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec or photo folder
                 out:str=None,           # the feature store (.h5) to write
@@ -690,10 +698,7 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
                 overwrite:bool=False):
     "Extract local features of a dataset or photo folder into an HDF5 feature store."
     if not images or not out: raise SystemExit('landmarks extract: --images and --out are required')
-    kw = dict(max_features=max_features)
-    if features != 'sift':
-        if scales: kw['scales'] = tuple(float(s) for s in scales.split(','))
-        if threshold is not None: kw['threshold'] = threshold
+    kw = backend_settings(features, scales, threshold, max_features)
     fr = image_frame(images, data_dir, tuple(s for s in splits.split(',') if s))
     p = extract_features(fr, out, features, model, image_size=image_size, float16=float16, batch_size=batch_size,
                          workers=workers, data_dir=data_dir, overwrite=overwrite, **kw)

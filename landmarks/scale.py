@@ -245,10 +245,8 @@ def extract_ray_cli(images:str=None,        # GLD-layout folder, SynthLandmarks 
     "Extract local features on Ray Data: one HDF5 store per shard plus a manifest, merged into OUT."
     from landmarks.delf import image_frame
     if not images or not out: raise SystemExit('landmarks extract --engine ray: --images and --out are required')
-    kw = dict(max_features=max_features)
-    if features != 'sift':
-        if scales: kw['scales'] = tuple(float(s) for s in scales.split(','))
-        if threshold is not None: kw['threshold'] = threshold
+    from landmarks.delf import backend_settings
+    kw = backend_settings(features, scales, threshold, max_features)
     fr = image_frame(images, data_dir, tuple(s for s in splits.split(',') if s))
     p = extract_shards(fr, out, features=features, model=model, image_size=image_size, float16=float16,
                        batch_size=batch_size, shard_size=shard_size, engine='ray', workers=workers, address=address,
