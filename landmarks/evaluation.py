@@ -197,15 +197,11 @@ def read_submission(src, # submission CSV path or frame (id,landmarks or id,imag
 
 # %% ../nbs/08_evaluation.ipynb #edcd1b16
 def _write_csv(path, rows):
-    "Write `rows` to `path` atomically: a temporary file in the same folder, renamed onto `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', newline='', encoding='utf-8') as f: csv.writer(f, lineterminator='\n').writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    "Write `rows` to `path` atomically (landmarks.data.atomic_path)."
+    from landmarks.data import atomic_path
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', newline='', encoding='utf-8') as f: csv.writer(f, lineterminator='\n').writerows(rows)
+    return Path(path)
 
 def _order(preds, ids):
     if ids is None: return list(preds)
