@@ -8,7 +8,7 @@ __all__ = ['TASKS', 'USAGES', 'global_average_precision', 'accuracy', 'mean_aver
            'write_retrieval_submission', 'evaluate', 'evaluate_cli']
 
 # %% ../nbs/08_evaluation.ipynb #c603db49
-import csv, difflib, math, os, tempfile
+import csv, difflib, math, tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
