@@ -58,6 +58,7 @@ def retrieval_table(dataset:str, out_dir, data_dir='../data', features:str='sift
     out = Path(out_dir); path = out/'tables'/'retrieval.csv'
     conf = dict(dataset=str(dataset), features=features, max_features=max_features, report_k=report_k,
                 report_max_distance=report_max_distance, top=top, seed=seed, tune=tune)
+    conf = json.loads(json.dumps(conf))   # as it reads back from disk (tuples become lists)
     meta = path.with_suffix('.json')
     if path.exists() and meta.exists() and not overwrite and json.loads(meta.read_text()) == conf: return path
     root = dataset_root(dataset, data_dir, progress=progress); gld = load_gld(root)

@@ -57,18 +57,27 @@ def rare_classes(labels, rare_below:float=None): # default: the median class siz
 # %% ../nbs/01_augmentation.ipynb #2c854acb
 class LandmarkImages(Dataset):
     "Images of a GLD frame (`path`, optional `landmark_id`) as (tensor, class index) pairs."
-    def __init__(self, frame, class_map:dict=None, transform=None, strong=None, rare=()):
+    def __init__(self, frame, class_map:dict=None, transform=None, strong=None, rare=(),
+                 cache:bool=False): # keep every decoded image in memory (after the transforms' common first Resize)
         self.paths = list(frame['path'])
         ids = frame['landmark_id'] if 'landmark_id' in frame else [None] * len(frame)
         self.labels = [(class_map or {}).get(l, -1) for l in ids]
         rare = set(rare); self.rare_mask = [l in rare for l in ids]
         self.transform, self.strong = transform or T.ToTensor(), strong
+        self.cache = {} if cache else None
+        firsts = [getattr(t, 'transforms', [None])[0] for t in (self.transform, strong) if t is not None]
+        same = all(isinstance(f, T.Resize) and f.size == firsts[0].size for f in firsts)
+        self._resize = firsts[0] if same else None   # a resized image passes that Resize unchanged
     def __len__(self): return len(self.paths)
-    def __getitem__(self, i):
+    def _image(self, i):
+        if self.cache is not None and i in self.cache: return self.cache[i]
         try: img = Image.open(self.paths[i]).convert('RGB')
         except Exception as e: raise OSError(f"cannot read image {self.paths[i]} (row {i}): {e}") from e
+        if self.cache is not None: self.cache[i] = img = self._resize(img) if self._resize else img
+        return img
+    def __getitem__(self, i):
         tf = self.strong if self.strong is not None and self.rare_mask[i] else self.transform
-        return tf(img), self.labels[i]
+        return tf(self._image(i)), self.labels[i]
 
 # %% ../nbs/01_augmentation.ipynb #82f7b6c2
 def denormalize(x:torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD):

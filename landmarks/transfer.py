@@ -138,11 +138,11 @@ def _save(path, obj):
     return Path(path)
 
 @torch.no_grad()
-def _top1(model, loader, device, amp=False, desc=None, progress=False):
-    "Top-1 class index and softmax confidence of every image of `loader`, and the labels."
+def _top1(model, loader, device, autocast:dict=None, desc=None, progress=False):
+    "Top-1 class index and softmax confidence of every image of `loader`, and the labels (`autocast`: its arguments)."
     model.eval(); idx, score, labels = [], [], []
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        with torch.autocast(device.type, enabled=amp):
+        with torch.autocast(**(autocast or dict(device_type=device.type, enabled=False))):
             p = model(x.to(device, non_blocking=True)).float().softmax(1)
         s, i = p.max(1); idx.append(i.cpu()); score.append(s.cpu()); labels.append(torch.as_tensor(y))
     cat = lambda l: torch.cat(l).numpy() if l else np.zeros(0)
@@ -162,6 +162,7 @@ def train(root_or_gld, # a GLD, a GLD-layout folder or a SynthLandmarks spec
           clip:float=5.0,  # gradient norm clipping (None: off)
           data_dir='../data', overwrite:bool=False, progress:bool=True,
           threads:int=None, # torch CPU threads during training (None: unchanged)
+          amp:str=None, # mixed precision: None (float16 on CUDA, off on CPU), 'bf16' (bfloat16, CPU too), 'off'
           on_batch=None, # called as on_batch(epoch, batch) after every step
          ) -> Path: # out_dir/models/<arch>_<mode>/model.pt
     "Train a ResNet recognition model; a checkpoint per epoch, resumable; returns the final checkpoint."
@@ -170,39 +171,45 @@ def train(root_or_gld, # a GLD, a GLD-layout folder or a SynthLandmarks spec
 
 def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_size, batch_size, lr, momentum,
            weight_decay, seed, workers, device, val_frac, cap, rare_below, warmup, clip, data_dir, overwrite, progress,
-           on_batch):
+           amp, on_batch):
     if arch not in ARCHS: raise ValueError(f"parameter arch={arch!r}: use one of {ARCHS}")
     if mode not in ('finetune', 'frozen'): raise ValueError(f"parameter mode={mode!r}: use 'finetune' or 'frozen'")
     if epochs < 1: raise ValueError(f"parameter epochs={epochs}: must be at least 1")
+    if amp not in (None, 'bf16', 'off'): raise ValueError(f"parameter amp={amp!r}: use None, 'bf16' or 'off'")
     gld = _as_gld(root_or_gld, data_dir)
     mdir = Path(out_dir)/'models'/f'{arch}_{mode}'; final = mdir/'model.pt'
     settings = dict(dataset=str(Path(gld.root).resolve()), n_train=len(gld.train), arch=arch, mode=mode,
                     weights=weights if weights in ('imagenet', 'none', None) else str(Path(weights).resolve()), epochs=epochs, image_size=image_size, crop_size=crop_size,
                     batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, seed=seed,
-                    val_frac=val_frac, cap=cap, rare_below=rare_below, warmup=warmup, clip=clip)
+                    val_frac=val_frac, cap=cap, rare_below=rare_below, warmup=warmup, clip=clip, amp=amp)
     if overwrite and mdir.exists(): shutil.rmtree(mdir)
     if final.exists():
         _check_settings(final, torch.load(final, weights_only=True)['meta']['settings'], settings); return final
     ckpts = sorted(mdir.glob('epoch_*.pt'))
     ck = torch.load(ckpts[-1], weights_only=True) if ckpts else None
     if ck: _check_settings(ckpts[-1], ck['meta']['settings'], settings)
-    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu')); amp = device.type == 'cuda'
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    fp16 = device.type == 'cuda' and amp is None                      # float16 needs the gradient scaler
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16 if amp == 'bf16' else torch.float16,
+                    enabled=fp16 or amp == 'bf16')
+    layout = torch.channels_last if amp == 'bf16' else torch.contiguous_format  # oneDNN's fast bf16 path
     tr, va = train_val_split(gld.train, val_frac, seed, copies_dir=mdir/'val_copies')
     classes = {_plain(l): i for i, l in enumerate(sorted(gld.train.landmark_id.unique()))}
     bs = ck['meta']['batch_size'] if ck else batch_size or auto_batch_size(arch, crop_size, mode, device, len(tr))
     _seed_all(seed)
     model, origin = build_model(arch, len(classes), 'none' if ck else weights)
-    model.to(device)
+    model.to(device, memory_format=layout)
     opt = torch.optim.SGD(set_mode(model, mode), lr=lr, momentum=momentum, weight_decay=weight_decay)
     rare = rare_classes(tr.landmark_id, rare_below)
+    cache = workers == 0 and (len(tr) + len(va)) * image_size**2 * 3 <= 2**30   # decoded images kept in memory
     ds = LandmarkImages(tr, classes, train_transform(image_size, crop_size),
-                        train_transform(image_size, crop_size, strong=True), rare)
+                        train_transform(image_size, crop_size, strong=True), rare, cache=cache)
     gen = torch.Generator().manual_seed(seed)
     dl = DataLoader(ds, bs, sampler=balanced_sampler(list(tr.landmark_id), cap, generator=gen),
-                    num_workers=workers, drop_last=len(ds) > bs, pin_memory=amp)
-    vl = DataLoader(LandmarkImages(va, classes, eval_transform(image_size, crop_size)), bs, num_workers=workers)
+                    num_workers=workers, drop_last=len(ds) > bs, pin_memory=device.type == 'cuda')
+    vl = DataLoader(LandmarkImages(va, classes, eval_transform(image_size, crop_size), cache=cache), bs, num_workers=workers)
     sched = _schedule(opt, epochs * len(dl), max(1, len(dl) // 3) if warmup is None else warmup)
-    scaler = torch.amp.GradScaler('cuda', enabled=amp)
+    scaler = torch.amp.GradScaler('cuda', enabled=fp16)
     rows, start = [], 0
     if ck:
         model.load_state_dict(ck['state_dict']); opt.load_state_dict(ck['optimizer'])
@@ -218,8 +225,8 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
         loss_sum, correct, n = 0.0, 0, 0
         bar = tqdm(dl, desc=f'{arch} {mode} epoch {epoch + 1}/{epochs}', disable=not progress, leave=False)
         for i, (x, y) in enumerate(bar):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=amp):
+            x, y = x.to(device, non_blocking=True, memory_format=layout), y.to(device, non_blocking=True)
+            with torch.autocast(**autocast):
                 logits = model(x); loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -228,7 +235,7 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
             loss_sum += loss.item() * len(y); correct += (logits.argmax(1) == y).sum().item(); n += len(y)
             bar.set_postfix(loss=f'{loss_sum / n:.3f}', acc=f'{correct / n:.2f}')
             if on_batch is not None: on_batch(epoch, i)
-        vi, _, vy = _top1(model, vl, device, amp)
+        vi, _, vy = _top1(model, vl, device, autocast)
         rows = rows + [dict(epoch=epoch + 1, loss=loss_sum / max(n, 1), train_acc=correct / max(n, 1),
                             val_acc=float((vi == vy).mean()) if len(vy) else float('nan'),
                             lr=sched.get_last_lr()[0], seconds=time.time() - t0)]
@@ -272,7 +279,8 @@ def predict(checkpoint, # a checkpoint written by `train`
     tf = eval_transform(meta['image_size'], meta['crop_size'], meta['mean'], meta['std'])
     dl = DataLoader(LandmarkImages(frame[['path']], None, tf), batch_size, num_workers=workers)
     with _num_threads(threads):
-        idx, score, _ = _top1(model, dl, device, device.type == 'cuda', f'predict {Path(checkpoint).parent.name}', progress)
+        idx, score, _ = _top1(model, dl, device, dict(device_type=device.type, enabled=device.type == 'cuda'),
+                              f'predict {Path(checkpoint).parent.name}', progress)
     lids = {i: l for l, i in meta['classes'].items()}
     return pd.DataFrame({'id': frame['id'].values, 'landmark_id': [lids[int(i)] for i in idx], 'score': score.astype(float)})
 
