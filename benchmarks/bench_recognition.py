@@ -3,7 +3,8 @@
 The ceiling is the machine's measured matmul rate (GFLOP/s, torch fp32, or fp16 on CUDA) divided by the model's
 FLOPs per image (counted by torch's FlopCounterMode: forward for inference, forward + backward for training).
 
-    .venv/bin/python benchmarks/bench_recognition.py                  # CPU, 64 px crops (the cpu profile)
+    .venv/bin/python benchmarks/bench_recognition.py                  # CPU, 64 px crops, float32
+    .venv/bin/python benchmarks/bench_recognition.py --size 48 --batch 64 --bf16   # the cpu profile's setting
     .venv/bin/python benchmarks/bench_recognition.py --size 224 --device cuda --batch 128
 """
 import landmarks  # noqa: F401  (triton before tensorflow)
@@ -37,15 +38,16 @@ def flops_per_image(model, size, train):
     return fc.get_total_flops() / 2
 
 
-def throughput(model, size, batch, iters, train, device, amp):
-    "Images per second for `iters` timed batches after one warm-up batch."
-    model.to(device).train(train)
+def throughput(model, size, batch, iters, train, device, amp, dtype=None):
+    "Images per second for `iters` timed batches after one warm-up batch (bfloat16: channels-last, as `train` does)."
+    layout = torch.channels_last if dtype == torch.bfloat16 else torch.contiguous_format
+    model.to(device, memory_format=layout).train(train)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, 3, size, size, device=device)
+    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=layout)
     y = torch.randint(0, model.fc.out_features, (batch,), device=device)
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     def step():
-        with torch.autocast(device.type, enabled=amp), torch.set_grad_enabled(train):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp), torch.set_grad_enabled(train):
             out = model(x)
             if train:
                 loss = F.cross_entropy(out.float(), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
@@ -65,12 +67,13 @@ def main():
     ap.add_argument('--classes', type=int, default=24, help='outputs of the head')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default)')
+    ap.add_argument('--bf16', action='store_true', help="bfloat16 autocast, channels-last (train(amp='bf16'))")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    device = torch.device(a.device); amp = device.type == 'cuda'
-    dtype = torch.float16 if amp else torch.float32
+    device = torch.device(a.device); amp = device.type == 'cuda' or a.bf16
+    dtype = torch.bfloat16 if a.bf16 else torch.float16 if amp else torch.float32
     peak = matmul_gflops(device, dtype)
-    name = torch.cuda.get_device_name(device) if amp else f'CPU, {torch.get_num_threads()} torch threads'
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} torch threads'
     print(f'device: {name}; matmul {peak:.1f} GFLOP/s ({str(dtype).split(".")[1]}); crop {a.size} px, batch {a.batch}'
           f'{", AMP" if amp else ""}')
     print(f'{"model":<10} {"pass":<9} {"GFLOP/img":>9} {"img/s":>9} {"ceiling":>9} {"of ceiling":>10}')
@@ -79,7 +82,7 @@ def main():
         model = torchvision.models.get_model(arch, weights=None, num_classes=a.classes)
         for train in (True, False):
             g = flops_per_image(model, a.size, train) / 1e9
-            ips = throughput(model, a.size, a.batch, a.iters, train, device, amp)
+            ips = throughput(model, a.size, a.batch, a.iters, train, device, amp, dtype)
             model.cpu()
             ceiling = peak / g
             print(f'{arch:<10} {"training" if train else "inference":<9} {g:>9.3f} {ips:>9.1f} {ceiling:>9.1f} '
