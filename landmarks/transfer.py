@@ -163,6 +163,7 @@ def train(root_or_gld, # a GLD, a GLD-layout folder or a SynthLandmarks spec
           data_dir='../data', overwrite:bool=False, progress:bool=True,
           threads:int=None, # torch CPU threads during training (None: unchanged)
           amp:str=None, # mixed precision: None (float16 on CUDA, off on CPU), 'bf16' (bfloat16, CPU too), 'off'
+          keep:int=0, # epoch checkpoints kept on disk, the newest (0: all; resuming needs only the last)
           on_batch=None, # called as on_batch(epoch, batch) after every step
          ) -> Path: # out_dir/models/<arch>_<mode>/model.pt
     "Train a ResNet recognition model; a checkpoint per epoch, resumable; returns the final checkpoint."
@@ -171,7 +172,7 @@ def train(root_or_gld, # a GLD, a GLD-layout folder or a SynthLandmarks spec
 
 def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_size, batch_size, lr, momentum,
            weight_decay, seed, workers, device, val_frac, cap, rare_below, warmup, clip, data_dir, overwrite, progress,
-           amp, on_batch):
+           amp, keep, on_batch):
     if arch not in ARCHS: raise ValueError(f"parameter arch={arch!r}: use one of {ARCHS}")
     if mode not in ('finetune', 'frozen'): raise ValueError(f"parameter mode={mode!r}: use 'finetune' or 'frozen'")
     if epochs < 1: raise ValueError(f"parameter epochs={epochs}: must be at least 1")
@@ -243,6 +244,8 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
               state_dict=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
               scaler=scaler.state_dict(), rng=_rng_state(gen)))
         with atomic_path(mdir/'metrics.csv') as tmp: pd.DataFrame(rows).to_csv(tmp, index=False)
+        if keep:
+            for old in sorted(mdir.glob('epoch_*.pt'))[:-keep]: old.unlink()   # after the new one is safely on disk
     return _save(final, dict(meta=dict(meta, epoch=epochs, metrics=rows), state_dict=model.state_dict()))
 
 # %% ../nbs/02_transfer.ipynb #5fc7521c

@@ -109,27 +109,30 @@ def test_bad_parameters_are_named(gld, tmp_path):
 KILLABLE = '''
 import os, sys, landmarks
 from landmarks.transfer import train
-data_dir, out, kill, amp = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] or None
+data_dir, out, kill, amp, keep = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] or None, int(sys.argv[5])
 def on_batch(epoch, i):
     if kill and epoch == 1 and i == 2: os._exit(17)      # killed in the middle of the second epoch
 train('synth:tiny', out, 'resnet18', 'finetune', 'none', epochs=3, image_size=40, crop_size=32, batch_size=8,
-      lr=0.02, seed=0, data_dir=data_dir, progress=False, threads=1, amp=amp, on_batch=on_batch)
+      lr=0.02, seed=0, data_dir=data_dir, progress=False, threads=1, amp=amp, keep=keep,
+      on_batch=on_batch)
 '''
 
 
-@pytest.mark.parametrize('amp', ['', 'bf16'])     # float32, and bfloat16 autocast with channels-last on the CPU
-def test_killed_mid_epoch_resumes_to_the_same_result(data_dir, tmp_path, amp):
-    whole = _run(KILLABLE, data_dir, tmp_path/'a', 0, amp)
+# float32; bfloat16 autocast with channels-last on the CPU; and keeping only the newest epoch checkpoint
+@pytest.mark.parametrize('amp,keep', [('', 0), ('bf16', 0), ('', 1)])
+def test_killed_mid_epoch_resumes_to_the_same_result(data_dir, tmp_path, amp, keep):
+    whole = _run(KILLABLE, data_dir, tmp_path/'a', 0, amp, keep)
     assert whole.returncode == 0, whole.stderr
-    killed = _run(KILLABLE, data_dir, tmp_path/'b', 1, amp)
+    killed = _run(KILLABLE, data_dir, tmp_path/'b', 1, amp, keep)
     assert killed.returncode == 17, killed.stderr
     mdir = tmp_path/'b'/'models'/'resnet18_finetune'
     assert [p.name for p in sorted(mdir.glob('*.pt'))] == ['epoch_001.pt']   # no partial epoch, no final model
     assert len(pd.read_csv(mdir/'metrics.csv')) == 1
     t1 = (mdir/'epoch_001.pt').stat().st_mtime_ns
-    resumed = _run(KILLABLE, data_dir, tmp_path/'b', 0, amp)
+    resumed = _run(KILLABLE, data_dir, tmp_path/'b', 0, amp, keep)
     assert resumed.returncode == 0, resumed.stderr
-    assert (mdir/'epoch_001.pt').stat().st_mtime_ns == t1                    # epoch 1 was not trained again
+    if keep: assert [p.name for p in sorted(mdir.glob('*.pt'))] == ['epoch_003.pt', 'model.pt']
+    else: assert (mdir/'epoch_001.pt').stat().st_mtime_ns == t1              # epoch 1 was not trained again
     ma = pd.read_csv(tmp_path/'a'/'models'/'resnet18_finetune'/'metrics.csv').drop(columns='seconds')
     mb = pd.read_csv(mdir/'metrics.csv').drop(columns='seconds')
     pd.testing.assert_frame_equal(ma, mb, check_exact=True)
