@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 import numpy as np, h5py
 from tqdm.auto import tqdm
-from .delf import FIELDS, read_features, feature_settings, _files, _key, _unkey, _write, _atomic
+from .delf import FIELDS, read_features, feature_settings, _files, _atomic
 
 # %% ../nbs/04_pca.ipynb #00e806db
 def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

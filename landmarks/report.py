@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_report.ipynb #07d88c96
 from __future__ import annotations
-import ast, hashlib, json, os, shutil, subprocess, sys, time, tomllib
+import ast, hashlib, json, logging, os, shutil, subprocess, sys, time, tomllib
 from pathlib import Path
 
 import nbformat
@@ -13,7 +13,7 @@ from fastcore.script import call_parse
 
 # %% auto #0
 __all__ = ['DEPENDS', 'PUBLISHED', 'repo_root', 'load_profiles', 'profile_params', 'notebook_parameters', 'stages', 'stage_stamp',
-           'StageFailed', 'run_report', 'load_table', 'write_table', 'with_published', 'report_cli']
+           'StageFailed', 'check_profile', 'run_report', 'load_table', 'write_table', 'with_published', 'report_cli']
 
 # %% ../nbs/09_report.ipynb #10c99ec8
 def repo_root() -> Path:
@@ -89,6 +89,9 @@ def _run_notebook(nb_path, out_nb, params, cwd, timeout):
     if env_path not in os.environ.get('PATH', '').split(os.pathsep):
         os.environ['PATH'] = env_path + os.pathsep + os.environ.get('PATH', '')
     os.environ.setdefault('MPLBACKEND', 'Agg')
+    for name in ('papermill', 'papermill.translators'):          # check_profile has validated the names already
+        lg = logging.getLogger(name)
+        if _quiet_papermill not in lg.filters: lg.addFilter(_quiet_papermill)
     try:
         pm.execute_notebook(str(nb_path), str(out_nb), parameters=params, kernel_name='python3', language='python', cwd=str(cwd),
                             progress_bar=False, execution_timeout=timeout)
@@ -98,6 +101,22 @@ def _run_notebook(nb_path, out_nb, params, cwd, timeout):
                           f'{e.ename}: {msg[0] if msg else ""}\n  executed notebook with the traceback: {out_nb}') from None
 
 # %% ../nbs/09_report.ipynb #fc0c89ea
+def check_profile(profs:dict, profile:str, notebooks:list, where='profiles.toml'):
+    "Raise, naming the file, section and key, for a `[profile.\"NN_name\"]` section or key that no notebook declares."
+    if profile not in profs: raise ValueError(f'parameter profile={profile!r}: not in {where} ({", ".join(profs)})')
+    by_stem = {Path(nb).stem: nb for nb in notebooks}
+    for sec, keys in profs[profile].items():
+        if not isinstance(keys, dict): continue                       # [P] keys go to whichever notebook declares them
+        if sec not in by_stem: raise ValueError(f'{where}: section [{profile}."{sec}"] names no notebook ({", ".join(by_stem)})')
+        declared = notebook_parameters(by_stem[sec])
+        bad = [k for k in keys if k not in declared]
+        if bad: raise ValueError(f'{where}: [{profile}."{sec}"] sets {", ".join(bad)}, not a parameter of {sec} '
+                                 f'(it declares {", ".join(declared)})')
+
+def _quiet_papermill(record) -> bool:
+    "Drop papermill's parameter-parsing warnings: its parser skips lines with two `=` and then calls their names unknown."
+    return not record.getMessage().startswith(('Unable to parse line', 'Passed unknown parameter'))
+
 def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=False, profiles=None,
                figures_dir=None, html:bool=True, timeout:int=None, nbs_dir=None, log=print) -> Path:
     "Run the report's notebooks for `profile`, skipping stages that are up to date; return the output folder."
@@ -109,6 +128,7 @@ def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=Fals
     if notebooks:
         unknown = set(notebooks) - {p.stem for p in todo}
         if unknown: raise ValueError(f'parameter notebooks: unknown {sorted(unknown)}; stages are {[p.stem for p in todo]}')
+    check_profile(profs, profile, todo, profiles or root/'profiles.toml')
     stamps, t_all = {}, time.time()
     log(f'report: profile {profile}, {len(todo)} notebooks, output {out}')
     for nb in todo:

@@ -174,7 +174,7 @@ def exhaustive_rankings(h5, # a feature store: every image is a query and an ind
                         residual_threshold:float=20., max_trials:int=1000, seed:int=0, progress:bool=True)->dict:
     "{query id: [other ids by inliers, best first]}: every pair matched (mutual NN) and verified by RANSAC."
     import torch
-    from landmarks.delf import read_features, mutual_nn
+    from landmarks.delf import read_features
     feats = read_features(h5); ids = sorted(feats)
     inl = np.zeros((len(ids), len(ids)), np.int64)
     threads = torch.get_num_threads(); torch.set_num_threads(1)  # small matrices: threads only add overhead

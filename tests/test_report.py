@@ -6,7 +6,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from landmarks.report import StageFailed, load_profiles, notebook_parameters, run_report, stages
+from landmarks.report import StageFailed, check_profile, load_profiles, notebook_parameters, repo_root, run_report, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', '')
@@ -61,6 +61,25 @@ def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(mini):
     assert (out/'.stamps'/'00_a.json').exists() and not (out/'.stamps'/'01_b.json').exists()
 
 
+def test_a_misspelt_profile_key_or_section_stops_before_any_stage_runs(mini):
+    nbs, prof, out = mini
+    kw = dict(out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    prof.write_text('[t]\nalpha = 2\n[t."01_b"]\nbeta = 3\nbeat = 4\n')
+    with pytest.raises(ValueError, match=r'profiles.toml: \[t."01_b"\] sets beat, not a parameter of 01_b \(it declares out_dir, beta\)'):
+        run_report('t', **kw)
+    assert not (out/'a.txt').exists()                             # nothing ran
+    prof.write_text('[t]\nalpha = 2\n[t."01_bb"]\nbeta = 3\n')
+    with pytest.raises(ValueError, match=r'section \[t."01_bb"\] names no notebook'): run_report('t', **kw)
+    prof.write_text('[t]\nalpha = 2\n[t."01_b"]\nbeta = 3\n')   # [t] keys a notebook lacks are fine: alpha is 00_a's
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 1, 'b': 1, 'c': 1} and (out/'b.txt').read_text() == '3\n'
+
+
+def test_the_shipped_profiles_name_only_declared_parameters():
+    profs, nbs = load_profiles(), stages(repo_root()/'nbs')
+    for p in profs: check_profile(profs, p, nbs)
+
+
 def test_every_notebook_keeps_its_parameters_tag_and_kernelspec():
     for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb')):
         if nb.stem == '99_cli': continue
@@ -95,3 +114,15 @@ def test_smoke_profile_of_the_whole_report(tmp_path):
         assert (out/'figures'/fig).stat().st_size > 1000, fig
     html = (out/'report.html').read_text()
     assert 'Table 1' in html and 'Table 2' in html and 'figure1_good' in html
+
+
+def test_papermills_false_parse_warnings_are_dropped(tmp_path, caplog):
+    "papermill cannot parse `spec = \"a=b\"` and then calls `spec` unknown; the runner has checked the names itself."
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    _nb(nbs/'00_a.ipynb', 'out_dir = "."\nspec = "synth:tiny,seed=1"   # key=value pairs', 'open(f"{out_dir}/a.txt", "w").write(spec)')
+    prof = tmp_path/'profiles.toml'; prof.write_text('[t]\nspec = "synth:tiny,seed=2"\n')
+    with caplog.at_level('INFO'):
+        run_report('t', out=tmp_path/'out', profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    assert (tmp_path/'out'/'a.txt').read_text() == 'synth:tiny,seed=2'       # injected all the same
+    assert not [r for r in caplog.records if 'Unable to parse' in r.getMessage() or 'unknown parameter' in r.getMessage()]
+    assert [r for r in caplog.records if r.name.startswith('papermill')]     # papermill's other messages still pass
