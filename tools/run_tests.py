@@ -20,7 +20,7 @@ def tee(cmd):
 t0 = time.time()
 workers = os.environ.get('NBDEV_WORKERS', '2')
 rc_nb, out = tee([str(bindir/'nbdev_test'), '--do_print', '--timing', '--n_workers', workers])
-started = [l.split(' ', 1)[1].strip() for l in out.splitlines() if l.startswith('Starting ')]
+started = set(re.findall(r'Starting (\S+?\.ipynb)', out))   # parallel workers can print two on one line
 failed_nbs = []
 if 'nbdev Tests Failed On The Following Notebooks:' in out:
     tail = out.split('nbdev Tests Failed On The Following Notebooks:', 1)[1]
