@@ -17,6 +17,7 @@ from .kdtree import Index, build_index
 from .verification import neighbours_within, search_queries, shortlist, verify_queries
 from .saliency import apply_saliency, rankings, tune_retrieval
 from .retrieval import features_of, _pca_for
+from .delf import _same   # settings compared as they read back from JSON (tuples become lists)
 
 # %% auto #0
 __all__ = ['random_rankings', 'vote_rankings', 'retrieval_table', 'plot_table2']
@@ -58,9 +59,8 @@ def retrieval_table(dataset:str, out_dir, data_dir='../data', features:str='sift
     out = Path(out_dir); path = out/'tables'/'retrieval.csv'
     conf = dict(dataset=str(dataset), features=features, max_features=max_features, report_k=report_k,
                 report_max_distance=report_max_distance, top=top, seed=seed, tune=tune)
-    conf = json.loads(json.dumps(conf))   # as it reads back from disk (tuples become lists)
     meta = path.with_suffix('.json')
-    if path.exists() and meta.exists() and not overwrite and json.loads(meta.read_text()) == conf: return path
+    if path.exists() and meta.exists() and not overwrite and _same(json.loads(meta.read_text()), conf): return path
     root = dataset_root(dataset, data_dir, progress=progress); gld = load_gld(root)
     if gld.retrieval_solution is None: raise ValueError(f'{root}: no retrieval_solution.csv, Table 2 needs ground truth')
     solution, _ = read_solution(gld.retrieval_solution, task='retrieval')

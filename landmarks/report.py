@@ -29,10 +29,14 @@ def load_profiles(path=None) -> dict:
     try: return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e: raise ValueError(f'{path}: {e}') from None
 
+def _profile(profiles:dict, profile:str, where='profiles.toml') -> dict:
+    "The `profile` table, or an error naming the profiles there are."
+    if profile not in profiles: raise ValueError(f'parameter profile={profile!r}: not in {where} ({", ".join(profiles)})')
+    return profiles[profile]
+
 def profile_params(profiles:dict, profile:str, notebook:str) -> dict:
     "Parameters of `notebook` (a stem such as `02_transfer`) under `profile`."
-    if profile not in profiles: raise ValueError(f'parameter profile={profile!r}: not in profiles.toml ({", ".join(profiles)})')
-    p = profiles[profile]
+    p = _profile(profiles, profile)
     return {**{k: v for k, v in p.items() if not isinstance(v, dict)}, **p.get(notebook, {})}
 
 # %% ../nbs/09_report.ipynb #cf3e00f9
@@ -103,9 +107,8 @@ def _run_notebook(nb_path, out_nb, params, cwd, timeout):
 # %% ../nbs/09_report.ipynb #fc0c89ea
 def check_profile(profs:dict, profile:str, notebooks:list, where='profiles.toml'):
     "Raise, naming the file, section and key, for a `[profile.\"NN_name\"]` section or key that no notebook declares."
-    if profile not in profs: raise ValueError(f'parameter profile={profile!r}: not in {where} ({", ".join(profs)})')
     by_stem = {Path(nb).stem: nb for nb in notebooks}
-    for sec, keys in profs[profile].items():
+    for sec, keys in _profile(profs, profile, where).items():
         if not isinstance(keys, dict): continue                       # [P] keys go to whichever notebook declares them
         if sec not in by_stem: raise ValueError(f'{where}: section [{profile}."{sec}"] names no notebook ({", ".join(by_stem)})')
         declared = notebook_parameters(by_stem[sec])

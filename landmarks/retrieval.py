@@ -229,6 +229,10 @@ def _required(**kw):
     missing = [k for k, v in kw.items() if v is None]
     if missing: raise SystemExit(f"landmarks: missing option(s) {', '.join('--' + m for m in missing)} (see --help)")
 
+def _extract_kw(features, max_features, image_size, model) -> dict:
+    "The extraction options of the CLIs: RootSIFT takes --max-features, the DELF backends --model."
+    return dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size, model=model)
+
 @call_parse
 def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... spec, feature store (.h5) or photo folder
                  queries:str=None, # query images, the same kinds
@@ -247,7 +251,7 @@ def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... s
                  seed:int=0):
     "Retrieve index images for every query; write a Kaggle retrieval submission."
     _required(index=index, queries=queries)
-    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size, model=model)
+    extract = _extract_kw(features, max_features, image_size, model)
     p = retrieve(index, queries, out, work_dir=work_dir, features=features, index_type=index_type, k=k,
                  max_distance=max_distance, query_min=query_min, db_min=db_min, data_dir=data_dir, seed=seed, **extract)
     print(p)
@@ -262,7 +266,7 @@ def recognize_by_retrieval_cli(index:str=None, # labelled images: GLD-layout dat
                                model:str=None, seed:int=0):
     "Predict each query's landmark (and a confidence) from its verified neighbours; write a Kaggle recognition submission."
     _required(index=index, queries=queries)
-    extract = dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size, model=model)
+    extract = _extract_kw(features, max_features, image_size, model)
     p = recognize_by_retrieval(index, queries, out, work_dir=work_dir, labels=labels, features=features, index_type=index_type,
                                k=k, max_distance=max_distance, data_dir=data_dir, seed=seed, **extract)
     print(p)

@@ -67,10 +67,11 @@ def _ray_session(address=None, workers=2):
     if ray.is_initialized(): return False
     kw = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     if not address: kw['num_cpus'] = max(int(workers), os.cpu_count() or 1)
-    for attempt in range(5):  # a busy machine can miss Ray's fixed 30 s start-up wait: try again
+    tries = 5                 # a busy machine can miss Ray's fixed 30 s start-up wait: try again
+    for attempt in range(tries):
         try: ray.init(address=address, **kw); return True
         except Exception as e:
-            if 'timed out during startup' not in str(e) or attempt == 4: raise
+            if 'timed out during startup' not in str(e) or attempt == tries - 1: raise
             ray.shutdown()
 
 def _run_ray(rows, worker_args, workers, gpus_per_worker, on_result, progress=True):
@@ -243,9 +244,8 @@ def extract_ray_cli(images:str=None,        # GLD-layout folder, SynthLandmarks 
                     data_dir:str='data',    # where SynthLandmarks datasets live
                     overwrite:bool=False):
     "Extract local features on Ray Data: one HDF5 store per shard plus a manifest, merged into OUT."
-    from landmarks.delf import image_frame
+    from landmarks.delf import backend_settings, image_frame
     if not images or not out: raise SystemExit('landmarks extract --engine ray: --images and --out are required')
-    from landmarks.delf import backend_settings
     kw = backend_settings(features, scales, threshold, max_features)
     fr = image_frame(images, data_dir, tuple(s for s in splits.split(',') if s))
     p = extract_shards(fr, out, features=features, model=model, image_size=image_size, float16=float16,
@@ -549,7 +549,8 @@ _MARK = '@@landmarks.scale@@'
 
 def _rss_mb():
     "Peak resident memory of this process (MB): VmHWM, which exec resets (ru_maxrss keeps the forking parent's peak)."
-    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
+    try:
+        with open('/proc/self/status') as f: return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:')) / 1024
     except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _run_child(task:str, kw:dict) -> dict:
