@@ -403,7 +403,7 @@ def evaluate_cli(solution:str=None, # solution CSV: id,landmarks,Usage (recognit
     if protocol not in ('kaggle', 'revisited'):
         raise SystemExit(f"landmarks evaluate: --protocol {protocol!r}: expected kaggle or revisited")
     if not predictions or (protocol == 'kaggle' and not solution):
-        raise SystemExit("landmarks evaluate: --predictions and --solution (or --protocol revisited --gnd) are required")
+        raise SystemExit("landmarks evaluate: --predictions and --solution (or --protocol revisited --gnd) needed")
     try:
         if protocol == 'revisited': scores = _revisited_cli(gnd, predictions, distractors)
         else:
