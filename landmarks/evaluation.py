@@ -305,9 +305,11 @@ def read_gnd(path, # gnd_roxford5k.pkl / gnd_rparis6k.pkl (or a file of the same
         raise ValueError(f"{path}: {len(cfg['gnd'])} gnd entries for {len(qimlist)} queries in qimlist")
     gnd = []
     for q, (name, g) in enumerate(zip(qimlist, cfg['gnd'])):
-        box = [] if g.get('bbx') is None else np.asarray(g['bbx'], dtype=float).ravel()
-        box = tuple(float(v) for v in box) or None
-        if box is not None and len(box) != 4: raise ValueError(f"{path}: gnd[{q}] ({name}), bbx: expected x1 y1 x2 y2")
+        raw = g.get('bbx')
+        try: box = () if raw is None else tuple(float(v) for v in np.asarray(raw).ravel())
+        except (TypeError, ValueError): box = (None,)                  # not numbers: reported below
+        if box and len(box) != 4: raise ValueError(f"{path}: gnd[{q}] ({name}), bbx: expected 4 numbers x1 y1 x2 y2")
+        box = box or None
         gnd.append(dict(_gnd_lists(path, q, name, g, len(imlist)), bbx=box))
     return dict(imlist=imlist, qimlist=qimlist, gnd=gnd)
 
