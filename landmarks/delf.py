@@ -138,10 +138,21 @@ def image_frame(images,                   # DataFrame (id, path), GLD, GLD root,
         images = pd.concat([f[['id', 'path']] for f in frames], ignore_index=True)
     missing = {'id', 'path'} - set(images.columns)
     if missing: raise ValueError(f"images: the frame lacks column(s) {sorted(missing)}; it needs 'id' and 'path'")
-    fr = images[['id', 'path']].astype({'id': str, 'path': str}).drop_duplicates().reset_index(drop=True)
+    cols = ['id', 'path'] + (['bbox'] if 'bbox' in images.columns else [])  # bbox: a crop before extraction
+    fr = images[cols].astype({'id': str, 'path': str}).drop_duplicates().reset_index(drop=True)
     dup = fr.id[fr.id.duplicated()]
     if len(dup): raise ValueError(f"images: id {dup.iloc[0]!r} names two different paths")
     return fr
+
+# %% ../nbs/03_delf.ipynb #d477ea95
+def _crop(a, box, path=''):
+    "`a` cropped to `box` (x1, y1, x2, y2 px, rounded, clipped to the image); `a` itself when `box` is not a box."
+    if not isinstance(box, (tuple, list, np.ndarray)): return a
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    h, w = a.shape[:2]
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 <= x1 or y2 <= y1: raise ValueError(f"{path}: bbox {tuple(box)} holds no pixel of the {w}x{h} image")
+    return a[y1:y2, x1:x2]
 
 # %% ../nbs/03_delf.ipynb #dea5f931
 def read_image(path, # image file
@@ -157,7 +168,7 @@ class _Images(torch.utils.data.Dataset):
     def __len__(self): return len(self.frame)
     def __getitem__(self, i):
         r = self.frame.iloc[i]
-        try: a = read_image(r.path)
+        try: a = _crop(read_image(r.path), getattr(r, 'bbox', None), r.path)
         except ValueError as e: return r.id, str(e), None
         h, w = a.shape[:2]
         if self.max_size and max(h, w) > self.max_size:

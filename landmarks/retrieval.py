@@ -22,7 +22,7 @@ from .verification import Candidate, search_queries, verify_queries, ransac_affi
 from .saliency import apply_saliency, rankings
 
 # %% ../nbs/07a_retrieval.ipynb #4f16ecab
-def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or feature store (.h5)
+def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, revisited folder or store (.h5)
                   role:str='index', # 'index' | 'queries' | 'train' (labelled images, for recognition)
                   data_dir='../data', # where SynthLandmarks datasets live
                  ):
@@ -35,6 +35,8 @@ def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, or f
     from landmarks.data import dataset_root, load_gld
     root = Path(dataset_root(s, data_dir)) if s.startswith('synth:') else Path(s)
     if not root.exists(): raise FileNotFoundError(f"{s}: no such dataset, photo folder or feature store")
+    from landmarks.benchmarks import is_revisited, revisited_frame
+    if is_revisited(root): return revisited_frame(root, role), None    # ROxford5k / RParis6k (08a)
     if any((root / f'{p}.csv').exists() for p in ('train', 'index', 'test')): gld = load_gld(root)
     else:
         from landmarks.download import load_folder
@@ -53,7 +55,8 @@ def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data'
     from landmarks.delf import extract_features
     tag = re.sub(r'[^A-Za-z0-9_.-]+', '_', ''.join(f"-{k}{Path(str(v)).name}" for k, v in sorted(settings.items()) if v is not None))  # other settings, another store
     out = Path(work_dir) / 'features' / f"{_slug(src)}-{role}-{features}{tag}.h5"
-    return extract_features(frame[['id', 'path']], out, features=features, progress=progress, data_dir=data_dir, **settings)
+    frame = frame[[c for c in ('id', 'path', 'bbox') if c in frame]]     # bbox: crop before extraction (08a)
+    return extract_features(frame, out, features=features, progress=progress, data_dir=data_dir, **settings)
 
 def _pca_for(h5, work_dir, seed=0):
     "A PCA (40, 10) fitted on an index store, or None when its descriptors already have <= 40 dimensions."

@@ -1,7 +1,7 @@
 """Property-based tests of landmarks.evaluation against independent reference computations (numpy, sklearn,
 the formulas written out) and invariances; the CLI on CSV files."""
 import landmarks  # noqa: F401  (first: import order with tensorflow)
-import math, os, subprocess, sys
+import math, os, pickle, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -271,3 +271,125 @@ def test_cli_bad_file_says_where(tmp_path):
     r = _cli('--solution', tmp_path / 'sol.csv', '--predictions', tmp_path / 'sub.csv')
     assert r.returncode != 0
     assert 'sub.csv line 2, column 2 (landmarks)' in r.stderr and 'Traceback' not in r.stderr
+
+# ---------------------------------------------------------------- revisited Oxford / Paris
+def ref_revisited(rankings, gnd, kappas=(1, 5, 10)):
+    "The revisited protocol written out with plain loops: drop repeats and ignored images, then walk the list."
+    table = {'easy': ['easy'], 'medium': ['easy', 'hard'], 'hard': ['hard']}
+    out = {}
+    for setting, kinds in table.items():
+        per_query = []
+        for ranked, g in zip(rankings, gnd):
+            ok = set()
+            for kind in kinds: ok |= set(g[kind])
+            if not ok: continue
+            skip = set(g['junk']) | (set(g['easy']) | set(g['hard'])) - ok
+            kept, seen = [], set()
+            for x in ranked:
+                if x in seen: continue
+                seen.add(x)
+                if x not in skip: kept.append(x)
+            hits, ap, last = 0, 0.0, 0
+            for i, x in enumerate(kept):
+                if x not in ok: continue
+                before = 1.0 if i == 0 else hits / i
+                hits += 1
+                ap += (before + hits / (i + 1)) / 2 / len(ok)
+                last = i + 1
+            row = [ap]
+            for k in kappas:
+                kk = min(k, last)
+                row.append(0.0 if last == 0 else sum(x in ok for x in kept[:kk]) / kk)
+            per_query.append(row)
+        names = ['mAP'] + [f'mP@{k}' for k in kappas]
+        out[setting] = {n: (sum(r[c] for r in per_query) / len(per_query) if per_query else math.nan)
+                        for c, n in enumerate(names)}
+    return out
+
+def random_gnd(rng, n_db=None, n_q=None):
+    "A random revisited ground truth (disjoint easy/hard/junk, some empty) and random rankings of it."
+    n_db = n_db or int(rng.integers(1, 40))
+    n_q = n_q or int(rng.integers(1, 8))
+    gnd, rankings = [], []
+    for _ in range(n_q):
+        kind = rng.choice(4, n_db, p=rng.dirichlet(np.ones(4)))      # 0 easy, 1 hard, 2 junk, 3 negative
+        kinds = enumerate(('easy', 'hard', 'junk'))
+        gnd.append({name: [int(i) for i in np.flatnonzero(kind == c)] for c, name in kinds})
+        gnd[-1]['bbx'] = [0.0, 0.0, 10.0, 10.0]
+        ranked = rng.permutation(n_db)
+        if rng.random() < 0.4: ranked = ranked[:int(rng.integers(0, n_db + 1))]          # a truncated list
+        if rng.random() < 0.2 and len(ranked): ranked = np.r_[ranked, rng.choice(ranked, 3)]   # repeats
+        rankings.append([int(i) for i in ranked])
+    return gnd, rankings
+
+def _close(a, b, eps=1e-9):
+    for s in ('easy', 'medium', 'hard'):
+        assert a[s].keys() == b[s].keys()
+        for m in a[s]:
+            both_nan = math.isnan(a[s][m]) and math.isnan(b[s][m])
+            assert both_nan or abs(a[s][m] - b[s][m]) <= eps, (s, m, a[s][m], b[s][m])
+
+@pytest.mark.parametrize('seed', range(200))
+def test_revisited_map_matches_loops(seed):
+    from landmarks.evaluation import revisited_map
+    gnd, rankings = random_gnd(np.random.default_rng(seed))
+    _close(revisited_map(rankings, gnd), ref_revisited(rankings, gnd))
+
+def _write_gnd(path, gnd, n_db, protocol=4, arrays=False):
+    "A gnd pickle in the distributed layout (imlist, qimlist, gnd), lists or numpy arrays."
+    conv = (lambda v: np.asarray(v, np.int64)) if arrays else list
+    cfg = dict(imlist=[f'db_{i:03d}' for i in range(n_db)], qimlist=[f'q_{q:02d}' for q in range(len(gnd))],
+               gnd=[{k: (conv(v) if k != 'bbx' else v) for k, v in g.items()} for g in gnd])
+    path.write_bytes(pickle.dumps(cfg, protocol=protocol))
+    return cfg
+
+@pytest.mark.parametrize('seed', range(4))
+def test_revisited_cli_matches_loops(tmp_path, seed):
+    import json
+    rng = np.random.default_rng(1000 + seed)
+    gnd, rankings = random_gnd(rng, n_db=int(rng.integers(5, 60)), n_q=int(rng.integers(3, 12)))
+    n_db = 1 + max([max(g['easy'] + g['hard'] + g['junk'], default=0) for g in gnd]
+                   + [max(r, default=0) for r in rankings])
+    cfg = _write_gnd(tmp_path / 'gnd_rtest.pkl', gnd, n_db, protocol=int(rng.integers(2, 6)), arrays=bool(seed % 2))
+    rows = ['id,images'] + [f"{q},{' '.join(cfg['imlist'][i] for i in r)}" for q, r in zip(cfg['qimlist'], rankings)]
+    (tmp_path / 'sub.csv').write_text('\n'.join(rows) + '\n')
+    r = _cli('--protocol', 'revisited', '--gnd', tmp_path / 'gnd_rtest.pkl', '--predictions', tmp_path / 'sub.csv',
+             '--json', tmp_path / 'out.json')
+    assert r.returncode == 0, r.stderr
+    assert 'medium' in r.stdout and 'mP@10' in r.stdout
+    got = json.loads((tmp_path / 'out.json').read_text())
+    _close(got, ref_revisited(rankings, gnd))
+
+class _Custom:
+    "Any class a pickle might name."
+    def __init__(self): self.x = 1
+
+@pytest.mark.parametrize('payload', ['os.system', 'custom', 'ordereddict', 'eval'])
+def test_gnd_reader_refuses_other_classes(tmp_path, payload):
+    import collections
+    from landmarks.evaluation import read_gnd
+
+    class Sys:
+        def __reduce__(self): return (os.system, ('touch ' + str(tmp_path / 'pwned'),))
+
+    class Eval:
+        def __reduce__(self): return (eval, ('1',))
+    objects = {'os.system': Sys(), 'custom': _Custom(), 'ordereddict': collections.OrderedDict(a=1), 'eval': Eval()}
+    obj = objects[payload]
+    f = tmp_path / 'gnd_evil.pkl'
+    f.write_bytes(pickle.dumps(dict(imlist=['a'], qimlist=['q'], gnd=[dict(easy=[0], hard=[], junk=[], bbx=obj)])))
+    with pytest.raises(ValueError, match=r'gnd_evil\.pkl: refused to load'):
+        read_gnd(f)
+    assert not (tmp_path / 'pwned').exists()
+    r = _cli('--protocol', 'revisited', '--gnd', f, '--predictions', f)
+    assert r.returncode != 0 and 'gnd_evil.pkl: refused to load' in r.stderr and 'Traceback' not in r.stderr
+
+@pytest.mark.parametrize('protocol', [2, 3, 4, 5])
+def test_gnd_reader_reads_numpy_and_lists(tmp_path, protocol):
+    from landmarks.evaluation import read_gnd
+    gnd = [dict(easy=[0, 2], hard=[1], junk=[], bbx=np.array([1.5, 2.0, 30.0, 40.0])),
+           dict(easy=[], hard=[], junk=[2], bbx=[0, 0, 5, 5])]
+    _write_gnd(tmp_path / 'g.pkl', gnd, 3, protocol=protocol, arrays=True)
+    cfg = read_gnd(tmp_path / 'g.pkl')
+    assert cfg['gnd'][0] == dict(easy=[0, 2], hard=[1], junk=[], bbx=(1.5, 2.0, 30.0, 40.0))
+    assert cfg['imlist'] == ['db_000', 'db_001', 'db_002'] and cfg['qimlist'] == ['q_00', 'q_01']
