@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'COLUMNS', 'FORMATS', 'FIGURES', 'TABLES', 'SHOWN', 'load_table', 'stage_note', 'abstract', 'pretty',
-           'markdown_table', 'write_table', 'with_published', 'weights_caption', 'recognition_caption',
-           'retrieval_caption', 'figure_caption', 'report_figures', 'more_tables', 'beside_2018', 'differences']
+__all__ = ['PUBLISHED', 'COLUMNS', 'FORMATS', 'SALIENCY_CAPTION', 'FIGURES', 'TABLES', 'SHOWN', 'load_table', 'stage_note',
+           'abstract', 'pretty', 'markdown_table', 'write_table', 'with_published', 'weights_caption',
+           'recognition_caption', 'retrieval_caption', 'figure_caption', 'report_figures', 'more_tables', 'beside_2018',
+           'differences']
 
 # %% ../nbs/09_report.ipynb #b1000fe9
 PUBLISHED = {  # the 2018 report's Tables 1 and 2 (Google Landmarks v1, ImageNet weights, DELF)
@@ -87,7 +88,7 @@ def _cell(v, fmt:str) -> str:
     "One value as text: yes/no, blank for missing, integers whole, other numbers with `fmt`."
     if isinstance(v, (bool, np.bool_)): return 'yes' if v else 'no'
     if isinstance(v, numbers.Integral): return f'{v:,}' if abs(v) >= 10_000 else str(v)
-    if isinstance(v, numbers.Real): return '' if v != v else fmt.format(v)
+    if isinstance(v, numbers.Real): return '' if v != v else f'{v:,.0f}' if abs(v) >= 1000 else fmt.format(v)
     return '' if v is None else str(v)
 
 def pretty(df:pd.DataFrame, drop=()) -> pd.DataFrame:
@@ -101,32 +102,34 @@ def markdown_table(df:pd.DataFrame, drop=()) -> str:
     return pretty(df, drop).to_markdown(index=False, disable_numparse=True)
 
 # %% ../nbs/09_report.ipynb #e37e6c29
-def write_table(df:pd.DataFrame, out_dir, name:str) -> Path:
-    "Write `df` as `out_dir/tables/name.csv` and, formatted by `markdown_table`, `.md`; return the CSV path."
+def write_table(df:pd.DataFrame, out_dir, name:str, drop=(), caption:str='') -> Path:
+    "Write `df` as `out_dir/tables/name.csv` and as `.md` (`markdown_table` without `drop`, then `caption`)."
     from landmarks.data import atomic_path
     d = Path(out_dir)/'tables'
     d.mkdir(parents=True, exist_ok=True)
     with atomic_path(d/f'{name}.csv') as tmp: df.to_csv(tmp, index=False)
-    with atomic_path(d/f'{name}.md') as tmp: tmp.write_text(markdown_table(df) + '\n')
+    md = markdown_table(df, drop) + (f'\n\n{caption.strip()}' if caption.strip() else '')
+    with atomic_path(d/f'{name}.md') as tmp: tmp.write_text(md + '\n')
     return d/f'{name}.csv'
 
 def with_published(ours:pd.DataFrame, task:str) -> pd.DataFrame:
     "Our table with the 2018 numbers beside the same model and mode (Table 1) or method on DELF features (Table 2)."
     pub = PUBLISHED[task]
     if ours is None: return pub
+    if task == 'recognition': return _models(ours).merge(pub, on=['model', 'mode'], how='left')
     o = ours.copy()
-    if task == 'recognition':
-        o['model'] = o['model'].astype(str).str.replace('resnet', 'ResNet', case=False)
-        return o.merge(pub, on=['model', 'mode'], how='left')
     t = o.merge(pub, on='method', how='left')
     if 'features' in t.columns: t.loc[~t.features.map(_is_delf), 'map100_2018'] = float('nan')
     return t
 
+def _models(t:pd.DataFrame) -> pd.DataFrame:
+    "`t` with its model names spelt as the report spells them (ResNet18)."
+    return t.assign(model=t.model.astype(str).str.replace('resnet', 'ResNet', case=False))
+
 def weights_caption(t1:pd.DataFrame) -> str:
     "One sentence naming the weights each model started from, from Table 1's `weights` column."
     if t1 is None or 'weights' not in t1.columns: return ''
-    models = t1.model.astype(str).str.replace('resnet', 'ResNet', case=False)
-    w = t1.assign(model=models).groupby('model').weights.first()
+    w = _models(t1).groupby('model').weights.first()
     return 'Backbone weights: ' + '; '.join(f'{m}, {v}' for m, v in w.items()) + '.'
 
 def recognition_caption(t1:pd.DataFrame, dataset:str) -> str:
@@ -146,6 +149,10 @@ def retrieval_caption(t2:pd.DataFrame, dataset:str) -> str:
             'machine and include verification where the row has it; a saliency row whose two hull minimums are '
             'zero has the filter switched off by tuning.')
 
+SALIENCY_CAPTION = ('**Table 3.** The saliency filter, the report\'s proposal, with and without: mAP@100 with the '
+                    'filter off and on, its thresholds tuned on validation (on the real photos, by cross-validation), '
+                    'on SynthLandmarks and on the dev real photos.')
+
 # %% ../nbs/09_report.ipynb #ad3c5af2
 FIGURES = {  # figure file stem: one line saying what to see in it
     'figure1_good': 'A correct verified match: the inliers spread over the landmark in both images.',
@@ -156,8 +163,10 @@ FIGURES = {  # figure file stem: one line saying what to see in it
     'synth_class_sizes': 'Images per landmark in the training split: a long tail, as in Google Landmarks.',
     'augmentation_batch': 'One training batch after augmentation: random resized crops and flips.',
     'augmentation_strong': 'The stronger augmentation that rare landmarks get.',
-    'class_balance': 'Class-balanced sampling: rare landmarks are drawn about as often as common ones.',
-    'recognition_gap_threshold': 'GAP and accuracy as the confidence threshold rises: where abstaining pays.',
+    'class_balance': 'Images per epoch of each landmark, uniform against class-balanced sampling: balancing lifts '
+                     'the rare landmarks and caps the common ones.',
+    'recognition_gap_threshold': 'GAP (left) and the share of non-landmark images still given a landmark (right) as '
+                                 'the confidence threshold rises: where abstaining pays.',
     'delf_attention': 'DELF attention on one image: bright where the model keeps features, on the landmark.',
     'delf_keypoints': 'The DELF features kept on one image, circles sized by their receptive field.',
     'pca_explained_variance': 'Share of the descriptor variance kept by PCA against dimensions, at the '
@@ -180,15 +189,11 @@ def report_figures(out_dir) -> list:
     return [figs[s] for s in [s for s in FIGURES if s in figs] + [s for s in figs if s not in FIGURES]]
 
 # %% ../nbs/09_report.ipynb #ca21b423
-TABLES = {  # table file stem: (title, caption); shown in this order, then any table not named here
-    'saliency_comparison': ('The saliency filter, with and without',
-                            'mAP@100 with the filter off and on (thresholds tuned on validation; on real photos, '
-                            'by cross-validation), on SynthLandmarks and on the dev real photos.'),
+TABLES = {  # table file stem: (title, caption[, column to show best first]); in this order, then any other table
     'real_photos': ('Real photos', 'The indexed pipeline against the exhaustive all-pairs baseline on the dev real '
                     'photos: mAP@100 over landmark queries and seconds per query (`07a_retrieval`).'),
-    'saliency_grid': ('The grid search', 'Validation mAP@100 of every setting of the grid (`07_saliency`).'),
-    'recognition_by_retrieval': ('Recognition by retrieval',
-                                 'Landmark labels from verified neighbours (`07a_retrieval`).'),
+    'saliency_grid': ('The grid search', 'Validation mAP@100 of the grid\'s settings, best first (`07_saliency`).',
+                      'mAP'),
     'evaluation_gap_vs_accuracy': ('The metrics on a worked example', 'GAP rewards confidence when right and '
                                    'punishes it when wrong: the same guesses scored three ways (`08_evaluation`).'),
     'download_summary': ('Downloads', 'The loopback download demonstration: files, failures and retries '
@@ -198,14 +203,18 @@ TABLES = {  # table file stem: (title, caption); shown in this order, then any t
     'scale_cluster': ('A cluster for Google Landmarks', 'Machines and hours to extract and index GLD v2 at the '
                       'measured rates (`10_scale`).'),
 }
-SHOWN = ('recognition', 'retrieval', 'table1_recognition', 'table2_retrieval')   # Tables 1 and 2 and their sources
+SHOWN = ('recognition', 'retrieval', 'table1_recognition', 'table2_retrieval', 'saliency_comparison')  # Tables 1-3
 
 def more_tables(out_dir) -> list:
-    "(stem, title, caption) of every other table under `out_dir/tables`; submissions are not tables."
-    stems = [f.stem for f in sorted((Path(out_dir)/'tables').glob('*.csv'))]
-    stems = [s for s in stems if s not in SHOWN and not s.endswith('submission')]
-    order = [s for s in TABLES if s in stems] + [s for s in stems if s not in TABLES]
-    return [(s, *TABLES.get(s, (s.replace('_', ' ').capitalize(), f'`tables/{s}.csv`.'))) for s in order]
+    "(stem, title, caption, frame) of every other table under `out_dir/tables`, best rows first where TABLES says."
+    out = []
+    for f in sorted((Path(out_dir)/'tables').glob('*.csv')):
+        df = pd.read_csv(f)
+        if f.stem in SHOWN or 'id' in df.columns: continue          # per-image outputs (submissions) are not tables
+        title, caption, *by = TABLES.get(f.stem, (f.stem.replace('_', ' ').capitalize(), f'`tables/{f.name}`.'))
+        out.append((f.stem, title, caption, df.sort_values(by[0], ascending=False) if by else df))
+    rank = {s: i for i, s in enumerate(TABLES)}
+    return sorted(out, key=lambda t: rank.get(t[0], len(rank)))
 
 # %% ../nbs/09_report.ipynb #692ae6d8
 def beside_2018(t1:pd.DataFrame, t2:pd.DataFrame) -> pd.DataFrame:

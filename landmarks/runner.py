@@ -196,15 +196,16 @@ def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=Fals
         stamp = stage_stamp(nb, params, stamps)
         stamps[nb.stem] = stamp
         sfile, out_nb = out/'.stamps'/f'{nb.stem}.json', out/nb.name
-        if notebooks and nb.stem not in notebooks: continue
         old = json.loads(sfile.read_text()) if sfile.exists() else {}
-        if not force and out_nb.exists() and old.get('stamp') == stamp:
-            rows.append(dict(stage=nb.stem, seconds=old.get('seconds'), skipped=True, finished=old.get('finished'),
-                             **{k: old.get(k, v) for k, v in here.items()}))
-            log(f'  {nb.stem:<18} up to date')
+        reuse = old.get('stamp') == stamp and out_nb.exists() and not force
+        if (notebooks and nb.stem not in notebooks) or reuse:
+            if old: rows.append(dict(stage=nb.stem, seconds=old.get('seconds'), skipped=True,
+                                     finished=old.get('finished'), **{k: old.get(k, v) for k, v in here.items()}))
+            if reuse: log(f'  {nb.stem:<18} up to date')
             continue
         t0 = time.time()
         if sfile.exists(): sfile.unlink()
+        write_timings(rows, out)                              # the stage may read the times of those before it
         _run_notebook(nb, out_nb, params, nbs_dir, timeout)
         done = dict(stage=nb.stem, seconds=round(time.time()-t0, 1), skipped=False, **here,
                     finished=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
