@@ -98,8 +98,11 @@ def pretty(df:pd.DataFrame, drop=()) -> pd.DataFrame:
     return pd.DataFrame(cols, columns=list(d.columns)).rename(columns=lambda c: COLUMNS.get(c, c.replace('_', ' ')))
 
 def markdown_table(df:pd.DataFrame, drop=()) -> str:
-    "`pretty(df)` as a markdown table."
-    return pretty(df, drop).to_markdown(index=False, disable_numparse=True)
+    "`pretty(df)` as a markdown table, numbers aligned right."
+    d = df.drop(columns=[c for c in drop if c in df.columns])
+    num = lambda s: pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    align = ['right' if num(d[c]) else 'left' for c in d.columns]
+    return pretty(d).to_markdown(index=False, disable_numparse=True, colalign=align)
 
 # %% ../nbs/09_report.ipynb #e37e6c29
 def write_table(df:pd.DataFrame, out_dir, name:str, drop=(), caption:str='') -> Path:
