@@ -58,8 +58,8 @@ def abstract(t1:pd.DataFrame, t2:pd.DataFrame, profile:str, dataset:str) -> str:
         order = ft.test_acc > r50.test_acc > r18.test_acc
         out.append(f'Recognition (Table 1): ResNet50 fine-tuned reaches a test accuracy of {ft.test_acc:.3f}, '
                    f'ResNet50 frozen {r50.test_acc:.3f}, ResNet18 frozen {r18.test_acc:.3f}; the report\'s ordering '
-                   f'of the three is {"" if order else "not "}reproduced (the note under the table says which gaps '
-                   'exceed their standard error).')
+                   f'of the three is {"" if order else "not "}reproduced (the note under the table gives the '
+                   'standard error of each accuracy).')
     kd, tuned, rnd = (_row(t2, method=m) for m in ('PCA-10 KD-tree', 'PCA-10 KD-tree tuned', 'Random'))
     if kd is not None and tuned is not None and rnd is not None:
         feats = f' on {kd.features} features' if 'features' in kd.index else ''
