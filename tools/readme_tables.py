@@ -19,10 +19,10 @@ timings = out/'timings.csv'
 if timings.exists():
     t = pd.read_csv(timings)
     longest = ', '.join(f'{r.stage} {r.seconds / 60:.1f}' for r in t.nlargest(3, 'seconds').itertuples())
-    reused = f'; {int(t.skipped.sum())} of the {len(t)} stages reused from an earlier run' if t.skipped.any() else ''
-    parts.append(f'Stage times (`reports/{profile}/timings.csv`): {t.seconds.sum() / 60:.1f} minutes for the {len(t)} '
-                 f'stages on {t.cpu_model.iloc[0]} ({t.threads.iloc[0]} CPUs), install excluded{reused}; the longest '
-                 f'(minutes): {longest}.\n')
+    reused = f'; {int(t.skipped.sum())} of them reused from an earlier run' if t.skipped.any() else ''
+    machine = f'{t.cpu_model.iloc[0]} ({t.threads.iloc[0]} CPUs)'
+    parts.append(f'Stage times (`reports/{profile}/timings.csv`): {t.seconds.sum() / 60:.1f} minutes for the '
+                 f'{len(t)} stages on {machine}, install excluded{reused}; the longest (minutes): {longest}.\n')
 readme = (root/'README.md').read_text()
 head, rest = readme.split('<!-- tables:begin -->', 1)
 _, tail = rest.split('<!-- tables:end -->', 1)
