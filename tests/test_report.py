@@ -1,12 +1,14 @@
 """The report runner: the whole smoke profile, located failures, and reruns of only the stages that changed."""
-import json, os, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from landmarks.report import StageFailed, check_profile, load_profiles, notebook_parameters, repo_root, run_report, stages
+from landmarks.report import FIGURES
+from landmarks.runner import (TIMING_COLUMNS, StageFailed, check_profile, load_profiles, notebook_parameters, repo_root,
+                              run_report, stages)
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', '')
@@ -50,6 +52,55 @@ def test_changing_one_parameter_reruns_only_the_stages_that_depend_on_it(mini):
     prof.write_text('[t]\nalpha = 2\nbeta = 7\ngamma = 5\n')
     run_report('t', **kw)
     assert _runs(out) == {'a': 1, 'b': 2, 'c': 3}              # 02_c reads what 01_b wrote
+
+
+def test_every_run_writes_its_stage_timings(mini):
+    nbs, prof, out = mini
+    kw = dict(out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    run_report('t', **kw)
+    first = pd.read_csv(out/'timings.csv')
+    assert list(first.columns) == TIMING_COLUMNS and list(first.stage) == ['00_a', '01_b', '02_c']
+    assert not first.skipped.any() and (first.seconds > 0).all() and (first.threads >= 1).all()
+    assert first.cpu_model.str.len().gt(0).all()
+    prof.write_text('[t]\nalpha = 2\nbeta = 3\ngamma = 5\n')
+    run_report('t', **kw)
+    second = pd.read_csv(out/'timings.csv')
+    assert list(second.skipped) == [True, True, False]                  # 02_c reran, the others were reused
+    assert list(second.seconds[:2]) == list(first.seconds[:2])         # a reused stage keeps the time that made it
+
+
+def test_stages_follow_their_names_with_the_report_last_and_the_runner_out(tmp_path):
+    for name in ['00_a', '07_b', '07c_c', '08a_d', '09_report', '10_e', '90_runner']:
+        extra = '\nreport_stage = False' if name == '90_runner' else ''
+        _nb(tmp_path/f'{name}.ipynb', f'out_dir = "."{extra}', 'pass')
+    _nb(tmp_path/'99_cli.ipynb', 'x = 1', 'pass')
+    (tmp_path/'99_cli.ipynb').write_text((tmp_path/'99_cli.ipynb').read_text().replace('"parameters"', '"other"'))
+    assert [p.stem for p in stages(tmp_path)] == ['00_a', '07_b', '07c_c', '08a_d', '10_e', '09_report']
+    shipped = [p.stem for p in stages()]
+    assert shipped[-1] == '09_report' and '90_runner' not in shipped and '99_cli' not in shipped
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, '-m', 'landmarks.cli', 'report', *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+
+
+def test_report_refuses_an_unknown_profile_or_stage_in_one_line_and_makes_nothing(tmp_path):
+    bad = ((['--profile', 'nosuch'], "profile='nosuch': not in"),
+           (['--profile', 'smoke', '--only', '05_kdtre'], '05_kdtre'))
+    for args, says in bad:
+        r = _cli(*args, '--out', str(tmp_path/'out'))
+        assert r.returncode == 2, r
+        assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr, r.stderr
+        assert not (tmp_path/'out').exists()
+
+
+def test_report_prints_the_parameters_a_stage_gets_for_papermill(tmp_path):
+    r = _cli('--profile', 'cpu', '--params', '04_pca', '--out', str(tmp_path/'out'))
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)
+    assert p['profile'] == 'cpu' and p['out_dir'] == str(tmp_path/'out') and Path(p['features']).is_absolute()
+    assert not (tmp_path/'out').exists()
 
 
 def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(mini):
@@ -112,8 +163,18 @@ def test_smoke_profile_of_the_whole_report(tmp_path):
     assert t2.map100.between(0, 1).all()
     for fig in ('figure1_good.png', 'figure1_spurious.png', 'synth_samples.png', 'table2_map_vs_time.png'):
         assert (out/'figures'/fig).stat().st_size > 1000, fig
+    tim = pd.read_csv(out/'timings.csv')
+    assert list(tim.columns) == TIMING_COLUMNS and list(tim.stage) == names
+    assert not tim.skipped.any() and (tim.seconds > 0).all()
     html = (out/'report.html').read_text()
-    assert 'Table 1' in html and 'Table 2' in html and 'figure1_good' in html
+    text = re.sub(r'<style.*?</style>|<script.*?</script>|<[^>]+>', ' ', html, flags=re.S)
+    warning = re.search(r'.{0,80}\w*(Warning|Error|Traceback)\b.{0,80}', text, re.S)
+    assert not warning, warning.group()
+    assert text.index('Abstract') < text.index('Table 1.') < text.index('Table 2.') < text.index('papermill')
+    assert 'ms / query' in text and 'mAP@100' in text and '>weights<' not in html   # the weights are in the caption
+    for fig in (out/'figures').glob('*.png'):                       # every figure has a caption, shown under it
+        assert fig.stem in FIGURES, f'{fig.name}: no caption in landmarks.report.FIGURES (09_report)'
+        assert FIGURES[fig.stem][:40] in text.replace('&#x27;', "'"), fig.stem
 
 
 def test_papermills_false_parse_warnings_are_dropped(tmp_path, caplog):
