@@ -81,8 +81,10 @@ def _one_line(e:BaseException) -> str:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
     lines = [l.strip() for l in str(msg).splitlines() if l.strip()]
     text = '; '.join(lines) or type(e).__name__
-    known = isinstance(e, (ValueError, OSError, KeyError, SystemExit))
-    return text if known else f'{type(e).__name__}: {text}'
+    for prefix in ('landmarks: ', *(f'landmarks {c}: ' for c in COMMANDS)): text = text.removeprefix(prefix)
+    return text if _known(e) else f'{type(e).__name__}: {text} (--debug shows the traceback)'
+
+def _known(e): return isinstance(e, (ValueError, OSError, KeyError, SystemExit))
 
 def _run(name, rest):
     "Run subcommand `name` with `rest` (the routing flag consumed); returns what the function returns."
@@ -107,14 +109,14 @@ def main(argv:list=None):
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int): raise   # --help, or an explicit status
         if debug: raise
-        print(f'landmarks {name}: {_one_line(e).removeprefix(f"landmarks {name}: ")}', file=sys.stderr)
+        print(f'landmarks {name}: {_one_line(e)}', file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print(f'landmarks {name}: interrupted', file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as e:
         if debug: raise
-        print(f'landmarks {name}: {_one_line(e)} (--debug shows the traceback)', file=sys.stderr)
+        print(f'landmarks {name}: {_one_line(e)}', file=sys.stderr)
         raise SystemExit(2) from None
 
 
