@@ -403,6 +403,18 @@ def inside(root, path) -> bool:
 def read_gld_csv(path, columns:list, int_columns=(), optional=()) -> pd.DataFrame:
     "Read a GLD CSV `path` that must have `columns`; errors name the file, line and column."
     path = Path(path)
+    try: return _read_gld_csv(path, columns, int_columns, optional)
+    except UnicodeDecodeError:
+        raw = path.read_bytes()
+        try: raw.decode('utf-8')
+        except UnicodeDecodeError as e:
+            line = raw[:e.start].count(b'\n') + 1
+            raise GLDFormatError(f'{path}, line {line}: not UTF-8 text; save it as UTF-8') from None
+        raise
+    except csv.Error as e: raise GLDFormatError(f'{path}: not a readable CSV file ({e})') from None
+
+def _read_gld_csv(path, columns, int_columns, optional):
+    "`read_gld_csv` on a path whose decoding errors the caller reports."
     with open(path, newline='', encoding='utf-8') as f:
         rows = csv.reader(f); header = next(rows, None)
         if header is None: raise GLDFormatError(f'{path}: empty file, expected header {",".join(columns)}')

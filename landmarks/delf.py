@@ -728,7 +728,8 @@ def backend_settings(features:str, scales:str=None, threshold:float=None, max_fe
         if threshold is not None: kw['threshold'] = threshold
     return kw
 
-def _check_extract(images, out, features, splits, max_features, image_size, max_side, batch_size, workers, threshold):
+def _check_extract(images, out, features, splits, max_features, image_size, max_side, batch_size, workers, threshold,
+                   overwrite=False):
     "Every `landmarks extract` argument checked before any work; errors name the option."
     from landmarks.data import require
     if not images or not out: raise SystemExit('landmarks extract: --images and --out are required')
@@ -743,6 +744,10 @@ def _check_extract(images, out, features, splits, max_features, image_size, max_
     require(1 <= batch_size <= 4096, '--batch-size', batch_size, 'must be in 1..4096')
     require(0 <= workers <= 64, '--workers', workers, 'must be in 0..64')
     require(threshold is None or math.isfinite(threshold), '--threshold', threshold, 'must be a finite number')
+    if Path(out).is_file() and not overwrite:                  # a store to resume: it must open
+        try:
+            with h5py.File(out, 'r'): pass
+        except OSError as e: raise ValueError(f'{out}: not a readable feature store ({e}); pass --overwrite to extract it again') from None
 
 @call_parse
 def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec or photo folder
@@ -762,7 +767,8 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
                 overwrite:bool=False):
     "Extract local features of a dataset or photo folder into an HDF5 feature store."
     split_list = tuple(s for s in (splits or '').split(',') if s)
-    _check_extract(images, out, features, split_list, max_features, image_size, max_side, batch_size, workers, threshold)
+    _check_extract(images, out, features, split_list, max_features, image_size, max_side, batch_size, workers, threshold,
+                   overwrite)
     try: kw = backend_settings(features, scales, threshold, max_features)
     except ValueError: raise ValueError(f'--scales={scales!r}: must be comma-separated numbers, e.g. 0.7071,1,1.4142') from None
     src, unopened = images, pd.DataFrame(columns=['id', 'reason'])

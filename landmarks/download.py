@@ -19,7 +19,7 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageOps
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import GLD, atomic_path, inside, load_gld
+from .data import GLD, atomic_path, load_gld
 
 # %% ../nbs/00a_download.ipynb #3b12081b
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
@@ -515,9 +515,6 @@ def _scan(root, cache_dir):
             if any(c.isspace() for c in image_id): raise ValueError(f'{f}: file and folder names must not contain spaces (the id {image_id!r} goes into space-separated lists); rename it')
             if image_id in seen: raise ValueError(f'{f} and {seen[image_id]}: same id {image_id!r}; rename one')
             seen[image_id] = f
-            if not inside(root, f):
-                bad.append(('all', image_id, str(f), f'resolves outside {root} (a link out of the folder)'))
-                continue
             try: rows.append((image_id, d.name, str(_upright(f, image_id, cache_dir))))
             except Exception as e: bad.append(('all', image_id, str(f), f'cannot read the image ({type(e).__name__}: {e})'))
     loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT]
