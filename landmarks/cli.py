@@ -104,7 +104,8 @@ def main(argv:list=None):
         return
     name = argv[0]
     if name not in COMMANDS:
-        raise SystemExit(f"landmarks: unknown command {name!r}; use one of {', '.join(COMMANDS)} (landmarks --help)")
+        print(f"landmarks: unknown command {name!r}; use one of {', '.join(COMMANDS)} (landmarks --help)", file=sys.stderr)
+        raise SystemExit(2)
     try: _run(name, argv[1:])
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int): raise   # --help, or an explicit status
