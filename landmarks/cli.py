@@ -6,7 +6,7 @@
 __all__ = ['COMMANDS', 'ROUTES', 'resolve', 'UsageError', 'parse_args', 'main']
 
 # %% ../nbs/99_cli.ipynb #dce2bf50
-import argparse, importlib, sys
+import functools, importlib, re, sys
 from fastcore.script import anno_parser
 
 
@@ -61,15 +61,23 @@ def _underscore(arg:str) -> str:
 class UsageError(ValueError):
     "A command-line argument that is missing, malformed or out of range."
 
+def _error(message):
+    "argparse's error, raised as one line, options spelt with hyphens (`--max-distance`) as users may type them."
+    raise UsageError(re.sub(r'--\w+', lambda m: m.group(0).replace('_', '-'), message))
+
+@functools.lru_cache(maxsize=None)
+def _parser(func, prog):
+    "fastcore's parser of `func` (built once: reading the docments is slow), whose errors raise `UsageError`."
+    p = anno_parser(func, prog=prog)
+    p.error = _error
+    return p
+
 def parse_args(func, # a `call_parse` function (or the plain function under it)
                prog:str, # the name shown in messages, e.g. 'landmarks synth'
                args:list, # the command-line arguments after the command
               )->dict:
     "The keyword arguments of `func` from `args`; a bad argument raises `UsageError` instead of printing usage."
-    p = anno_parser(getattr(func, '__wrapped__', func), prog=prog)
-    def error(message): raise UsageError(message)
-    p.error = error
-    kw = vars(p.parse_args(args))
+    kw = vars(_parser(getattr(func, '__wrapped__', func), prog).parse_args(args))
     kw.pop('pdb', None)
     kw.pop('xtra', None)
     return kw
