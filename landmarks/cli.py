@@ -112,7 +112,8 @@ def main(argv:list=None):
         return
     name = argv[0]
     if name not in COMMANDS:
-        print(f"landmarks: unknown command {name!r}; use one of {', '.join(COMMANDS)} (landmarks --help)", file=sys.stderr)
+        known = ', '.join(COMMANDS)
+        print(f"landmarks: unknown command {name!r}; use one of {known} (landmarks --help)", file=sys.stderr)
         raise SystemExit(2)
     try: _run(name, argv[1:])
     except SystemExit as e:

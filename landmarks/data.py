@@ -301,7 +301,8 @@ _MARKER = 'synth.json'  # written last into every SynthLandmarks folder: the onl
 def _claim(path:Path, marker:str, what:str, overwrite:bool):
     "Make way for writing `path`: remove it only if it carries `marker` (ours); refuse a folder we did not make."
     if not path.exists() and not path.is_symlink(): return
-    if path.is_symlink() or not path.is_dir(): raise FileExistsError(f'{path}: exists and is not a {what} folder; choose another out_dir')
+    if path.is_symlink() or not path.is_dir():
+        raise FileExistsError(f'{path}: exists and is not a {what} folder; choose another out_dir')
     if not any(path.iterdir()): return
     if not (path/marker).is_file():
         raise FileExistsError(f'{path}: not empty and not a {what} folder (no {marker}); nothing was changed, '
@@ -441,8 +442,9 @@ def _read_gld_csv(path, columns, int_columns, optional):
     bad = ~df.id.map(is_safe_id)
     if bad.any():
         n = int(np.flatnonzero(bad.values)[0])
-        raise GLDFormatError(f'{path}, line {n+2}, column {header.index("id")+1} (id): {df.id.iloc[n]!r} is not an image id '
-                             '(letters, digits, "_", "-", "." only, at least 3, no "..")')
+        at = f'{path}, line {n+2}, column {header.index("id")+1} (id)'
+        raise GLDFormatError(f'{at}: {df.id.iloc[n]!r} is not an image id (letters, digits, "_", "-", "." only, '
+                             'at least 3, no "..")')
     dup = df.id.duplicated(keep=False)
     if dup.any():
         lines = (np.flatnonzero(dup.values) + 2)[:5].tolist()
@@ -493,8 +495,10 @@ def load_gld(root, version:int=2, strict:bool=False, check_files:bool=True, miss
     missing = pd.DataFrame(columns=['split', 'id', 'path'])
     if check_files:
         out_of = [(s, i, p) for s, df in frames.items() for i, p in zip(df.id, df.path) if not inside(root, p)]
-        if out_of: raise GLDFormatError(f'{root}: image {out_of[0][1]!r} of {out_of[0][0]}.csv resolves outside the '
-                                        f'dataset ({os.path.realpath(out_of[0][2])}); links out of a dataset are refused')
+        if out_of:
+            s, i, p = out_of[0]
+            raise GLDFormatError(f'{root}: image {i!r} of {s}.csv resolves outside the dataset '
+                                 f'({os.path.realpath(p)}); links out of a dataset are refused')
         miss = [(s, i, p) for s, df in frames.items() for i, p in zip(df.id, df.path) if not os.path.exists(p)]
         missing = pd.DataFrame(miss, columns=['split', 'id', 'path'])
         if len(missing):

@@ -156,7 +156,8 @@ def _to_rgb(im:Image.Image) -> np.ndarray:
         return np.repeat(g[..., None], 3, axis=2)
     if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (im.mode == 'P' and 'transparency' in im.info):
         rgba = im.convert('RGBA')
-        return np.asarray(Image.alpha_composite(Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba).convert('RGB'))
+        white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert('RGB'))
     return np.asarray(im.convert('RGB'))
 
 def read_image(path, # image file
@@ -332,9 +333,10 @@ def extract_features(images,                # DataFrame (id, path), GLD, dataset
     out_h5.parent.mkdir(parents=True, exist_ok=True)
     log.info('%s: %d images to extract, %d already stored', out_h5, len(todo), len(fr) - len(todo))
     if len(todo):
-        dl = torch.utils.data.DataLoader(_Images(todo, image_size, max_side), batch_size=batch_size, num_workers=workers,
-                                         collate_fn=_collate, prefetch_factor=2 if workers else None,
-                                         worker_init_fn=functools.partial(_die_with_parent, os.getpid()) if workers else None)
+        init = functools.partial(_die_with_parent, os.getpid()) if workers else None   # no orphans after a kill
+        dl = torch.utils.data.DataLoader(_Images(todo, image_size, max_side), batch_size=batch_size,
+                                         num_workers=workers, collate_fn=_collate,
+                                         prefetch_factor=2 if workers else None, worker_init_fn=init)
         skipped = []
         w = _Writer(out_h5, st, float16)
         try:
@@ -747,7 +749,8 @@ def _check_extract(images, out, features, splits, max_features, image_size, max_
     if Path(out).is_file() and not overwrite:                  # a store to resume: it must open
         try:
             with h5py.File(out, 'r'): pass
-        except OSError as e: raise ValueError(f'{out}: not a readable feature store ({e}); pass --overwrite to extract it again') from None
+        except OSError as e:
+            raise ValueError(f'{out}: not a readable feature store ({e}); pass --overwrite to start again') from None
 
 @call_parse
 def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec or photo folder
@@ -767,10 +770,11 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
                 overwrite:bool=False):
     "Extract local features of a dataset or photo folder into an HDF5 feature store."
     split_list = tuple(s for s in (splits or '').split(',') if s)
-    _check_extract(images, out, features, split_list, max_features, image_size, max_side, batch_size, workers, threshold,
-                   overwrite)
+    _check_extract(images, out, features, split_list, max_features, image_size, max_side, batch_size, workers,
+                   threshold, overwrite)
     try: kw = backend_settings(features, scales, threshold, max_features)
-    except ValueError: raise ValueError(f'--scales={scales!r}: must be comma-separated numbers, e.g. 0.7071,1,1.4142') from None
+    except ValueError:
+        raise ValueError(f'--scales={scales!r}: must be comma-separated numbers, e.g. 0.7071,1,1.4142') from None
     src, unopened = images, pd.DataFrame(columns=['id', 'reason'])
     if not images.startswith('synth:') and not _is_gld(Path(images)):   # a photo folder: files it could not open
         from landmarks.download import load_folder
@@ -779,8 +783,8 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
         if strict and len(unopened): raise ValueError(f'{src.missing.path.iloc[0]}: {unopened.reason.iloc[0]}')
     fr = image_frame(src, data_dir, split_list)
     p = extract_features(fr, out, features, model, image_size=image_size, float16=float16, batch_size=batch_size,
-                         workers=workers, data_dir=data_dir, overwrite=overwrite, on_error='raise' if strict else 'skip',
-                         max_side=max_side, **kw)
+                         workers=workers, data_dir=data_dir, overwrite=overwrite, max_side=max_side,
+                         on_error='raise' if strict else 'skip', **kw)
     stored = stored_ids(p)
     print(f'{p}: {len(stored)} images')
     old = pd.read_csv(skipped_csv(p), dtype=str) if skipped_csv(p).exists() else unopened.iloc[:0]

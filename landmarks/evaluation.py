@@ -260,7 +260,8 @@ def evaluate(solution, # solution CSV path, frame, or the `(solution, usage)` pa
     try: _check_ids(preds, sol)
     except ValueError as e:
         if isinstance(predictions, dict): raise
-        raise ValueError(f"{predictions}: {e} ({solution if not isinstance(solution, tuple) else 'the solution'})") from None
+        against = solution if not isinstance(solution, tuple) else 'the solution'
+        raise ValueError(f"{predictions}: {e} ({against})") from None
     metric = global_average_precision if task == 'recognition' else (lambda p, s: mean_average_precision(p, s, k))
     scores = {}
     for split, keep in [('Public', {'Public'}), ('Private', {'Private'}), ('All', {'Public', 'Private'})]:

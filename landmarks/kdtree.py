@@ -221,12 +221,15 @@ def _save(self, path)->Path:
 def _index_meta(path) -> dict:
     "An index folder's meta.json, checked: known kind and format, files named as `save` names them."
     try: meta = json.loads((path / 'meta.json').read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{path / 'meta.json'}: not a readable index record ({e})") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path / 'meta.json'}: not a readable index record ({e})") from None
     if not isinstance(meta, dict) or meta.get('format') != _FORMAT:
-        raise ValueError(f"{path}: an index in another format (format {meta.get('format', 1) if isinstance(meta, dict) else '?'}, "
-                         f"this code reads {_FORMAT}); rebuild it (build_index(..., overwrite=True))")
+        found = meta.get('format', 1) if isinstance(meta, dict) else '?'
+        raise ValueError(f"{path}: an index in another format (format {found}, this code reads {_FORMAT}); "
+                         "rebuild it (build_index(..., overwrite=True))")
     if meta.get('kind') not in _DIMS: raise ValueError(f"{path / 'meta.json'}: unknown index kind {meta.get('kind')!r}")
-    if meta.get('pca') not in (None, 'pca.npz'): raise ValueError(f"{path / 'meta.json'}: pca must be 'pca.npz' inside the folder")
+    if meta.get('pca') not in (None, 'pca.npz'):
+        raise ValueError(f"{path / 'meta.json'}: pca must be 'pca.npz' inside the folder")
     return meta
 
 @classmethod

@@ -70,7 +70,7 @@ def _digest(path, chunk=1 << 20):
     return h.hexdigest()
 
 def _image_record(frame, old:dict) -> dict:
-    "{id: [resolved path, size, mtime_ns, content hash]} of a frame's images; hashes reused when path, size and time agree."
+    "{id: [resolved path, size, mtime_ns, content hash]} of a frame's images (a hash reused while the rest agrees)."
     rec = {}
     for i, p in zip(frame.id.astype(str), frame.path.astype(str)):
         real = os.path.realpath(p)
@@ -135,7 +135,7 @@ _FEATURES, _INDEX_TYPES = ('sift', 'delf', 'delf-tfhub'), ('kdtree', 'ivfpq', 'f
 _RETRIEVAL_CHECKS = (  # parameter, test, what it expects
     ('features', lambda v: v in _FEATURES, f'must be one of {", ".join(_FEATURES)}'),
     ('index_type', lambda v: v in _INDEX_TYPES, f'must be one of {", ".join(_INDEX_TYPES)}'),
-    ('k', lambda v: isinstance(v, int) and 1 <= v <= 1000, 'must be an integer in 1..1000 (neighbours per query feature)'),
+    ('k', lambda v: isinstance(v, int) and 1 <= v <= 1000, 'must be an integer in 1..1000 (neighbours per feature)'),
     ('max_distance', lambda v: 0 < v < float('inf'), 'must be > 0 (descriptors are unit vectors: distances are <= 2)'),
     ('query_min', lambda v: 0 <= v <= 1, 'must be in [0, 1]'),
     ('db_min', lambda v: 0 <= v <= 1, 'must be in [0, 1]'),
@@ -161,7 +161,7 @@ def same_images(index_h5, # the index's feature store
                 queries_h5, # the queries' feature store
                 index, # the `Index` built on `index_h5` (image id -> number)
                )->dict:
-    "{query id: index image numbers that are the same image}: same store and id, or same content hash, or same features."
+    "{query id: index image numbers that are the same image}: same store and id, same content hash or same features."
     if os.path.realpath(index_h5) == os.path.realpath(queries_h5):
         return {i: (n,) for i, n in index.number.items()}
     ri, rq = (_read_json(_sources_json(h)).get('images') for h in (index_h5, queries_h5))
@@ -349,7 +349,8 @@ def _check_cli(index, queries, out, work_dir, labels=None, **settings):
     _required(index=index, queries=queries)
     check_retrieval(cli=True, **settings)
     for name, src in (('--index', index), ('--queries', queries)):
-        require(src.startswith('synth:') or Path(src).exists(), name, src, 'no such dataset, photo folder or feature store')
+        require(src.startswith('synth:') or Path(src).exists(), name, src,
+                'no such dataset, photo folder or feature store')
     require(labels is None or Path(labels).is_file(), '--labels', labels, 'no such CSV file')
     require(not Path(out).is_dir() and not out.endswith(os.sep), '--out', out, 'must be a file name, not a folder')
     require(not Path(work_dir).is_file(), '--work-dir', work_dir, 'is a file; it must be a folder')
