@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #8cb7552e
 from __future__ import annotations
-import contextlib, csv, fcntl, functools, hashlib, json, math, os, shutil, tempfile, time
+import contextlib, csv, fcntl, functools, hashlib, json, math, os, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'render_view', 'render_clutter', 'zipf_counts',
-           'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError', 'read_gld_csv', 'GLD', 'load_gld',
-           'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
+           'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError',
+           'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples',
+           'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0); os.umask(_UMASK)
@@ -181,7 +182,8 @@ def render_clutter(rng, size:int=256, difficulty:float=0.5):
 # %% ../nbs/00_data.ipynb #9c1a6390
 def zipf_counts(n_classes:int, total:int, zipf:float=1.2, singles:float=0.1) -> np.ndarray:
     "Images per class: Zipf shares of `total`, the last `singles` fraction of the classes with exactly one."
-    if total < n_classes: raise ValueError(f'parameter n_train={total} must be >= n_landmarks={n_classes}')
+    if total == 0: return np.zeros(n_classes, int)      # a dataset without training images
+    if total < n_classes: raise ValueError(f'parameter n_train={total} must be 0 or >= n_landmarks={n_classes}')
     n_single = max(1, int(round(n_classes*singles))) if n_classes > 1 else 0
     head = n_classes - n_single
     w = np.arange(1, head+1, dtype=float)**-zipf
@@ -267,6 +269,48 @@ def _write_csvs(root, plan, p):
          'retrieval_solution.csv')
 
 # %% ../nbs/00_data.ipynb #ce30d164
+def require(ok:bool, # the condition the value must meet
+            name:str, # the parameter, as the caller spells it (`--k`, `n_landmarks`)
+            value, # its value
+            expected:str): # what it must be, e.g. 'must be >= 1'
+    "Raise a one-line `ValueError` naming the parameter and what it expects unless `ok`."
+    if not ok: raise ValueError(f'{name}={value!r}: {expected}')
+
+_SYNTH_CHECKS = (  # parameter, test, what it expects
+    ('n_landmarks', lambda v, p: v >= 1, 'must be >= 1'),
+    ('n_train', lambda v, p: v == 0 or v >= p['n_landmarks'], 'must be 0 or >= the number of landmarks'),
+    ('n_index', lambda v, p: v - round(v*p['index_clutter']) >= 1, 'must hold at least one landmark image (>= 1)'),
+    ('n_test', lambda v, p: v >= 0, 'must be >= 0'),
+    ('size', lambda v, p: 32 <= v <= 4096, 'must be an image side in 32..4096 px'),
+    ('zipf', lambda v, p: 0 <= v <= 10, 'must be in [0, 10]'),
+    ('difficulty', lambda v, p: 0 <= v <= 1, 'must be in [0, 1]'),
+    ('non_landmark', lambda v, p: 0 <= v <= 1, 'must be in [0, 1]'),
+    ('index_clutter', lambda v, p: 0 <= v < 1, 'must be in [0, 1)'),
+)
+
+def check_synth(p:dict, # SynthLandmarks settings (names of `synth_landmarks`)
+                names:dict=None): # how the caller spells each parameter (e.g. the CLI's `--landmarks`)
+    "Check SynthLandmarks settings before anything is written; errors name the parameter."
+    for k, ok, expected in _SYNTH_CHECKS:
+        v = p[k]
+        require(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and ok(v, p),
+                (names or {}).get(k, k), v, expected)
+
+_MARKER = 'synth.json'  # written last into every SynthLandmarks folder: the only folders `overwrite` may replace
+
+def _claim(path:Path, marker:str, what:str, overwrite:bool):
+    "Make way for writing `path`: remove it only if it carries `marker` (ours); refuse a folder we did not make."
+    if not path.exists() and not path.is_symlink(): return
+    if path.is_symlink() or not path.is_dir():
+        raise FileExistsError(f'{path}: exists and is not a {what} folder; choose another out_dir')
+    if not any(path.iterdir()): return
+    if not (path/marker).is_file():
+        raise FileExistsError(f'{path}: not empty and not a {what} folder (no {marker}); nothing was changed, '
+                              'choose another out_dir')
+    if overwrite: shutil.rmtree(path)
+
+
+# %% ../nbs/00_data.ipynb #9deb7baa
 def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60, n_test:int=40, size:int=256,
                     zipf:float=1.2, difficulty:float=0.5, non_landmark:float=0.25, index_clutter:float=0.1,
                     seed:int=0, workers:int=None, overwrite:bool=False, progress:bool=True) -> Path:
@@ -274,18 +318,26 @@ def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60
     p = dict(_SYNTH_DEFAULTS, n_landmarks=n_landmarks, n_train=n_train, n_index=n_index, n_test=n_test, size=size,
              zipf=zipf, difficulty=difficulty, non_landmark=non_landmark, index_clutter=index_clutter, seed=seed)
     p['quality'] = list(p['quality'])
-    out = Path(out_dir); out.parent.mkdir(parents=True, exist_ok=True)
+    check_synth(p)
+    require(workers is None or workers >= 1, 'workers', workers, 'must be >= 1')
+    out = Path(out_dir)
+    _claim(out, _MARKER, 'SynthLandmarks', False)                  # refuse a folder we did not make, before anything
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent/f'.{out.name}.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)                           # one writer at a time, others wait
-        done = out/'synth.json'
+        done = out/_MARKER
         if done.exists() and not overwrite:
             have = json.loads(done.read_text())
             if have != p: raise FileExistsError(f'{out} holds SynthLandmarks made with other settings ({done}); '
                                                 'pass overwrite=True or choose another out_dir')
             return out
-        if overwrite and out.exists(): shutil.rmtree(out)
+        _claim(out, _MARKER, 'SynthLandmarks', overwrite)
         part = out.parent/f'{out.name}.partial'                    # resumable: images already there are kept
+        mark = part/'.synth-partial.json'                          # the settings of those images
+        if part.exists() and (not mark.is_file() or json.loads(mark.read_text()) != p):
+            _claim(part, '.synth-partial.json', 'SynthLandmarks (unfinished)', True)
         part.mkdir(exist_ok=True)
+        with atomic_path(mark) as tmp: tmp.write_text(json.dumps(p))
         plan = _plan(p)
         tasks = [(part, p, r.split, r.id, r.landmark, r.task) for r in plan.itertuples()]
         workers = workers or min(len(os.sched_getaffinity(0)), 8)
@@ -294,12 +346,17 @@ def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60
             with get_context('fork').Pool(workers) as pool:
                 for _ in pool.imap_unordered(_render_one, tasks, chunksize=8): bar.update()
         else:
-            for t in tasks: _render_one(t); bar.update()
+            for t in tasks:
+                _render_one(t)
+                bar.update()
         bar.close()
         _write_csvs(part, plan, p)
-        with atomic_path(part/'synth.json') as tmp: tmp.write_text(json.dumps(p, indent=1, sort_keys=True))
+        with atomic_path(part/_MARKER) as tmp: tmp.write_text(json.dumps(p, indent=1, sort_keys=True))
+        mark.unlink()
+        if out.exists(): out.rmdir()                               # an empty folder (`_claim` checked)
         os.replace(part, out)
     return out
+
 
 # %% ../nbs/00_data.ipynb #7169be4e
 _SPEC_KEYS = {'landmarks': 'n_landmarks', 'train': 'n_train', 'index': 'n_index', 'test': 'n_test', 'size': 'size',
@@ -334,9 +391,31 @@ class GLDFormatError(ValueError):
 _COLUMNS = {2: {'train': ['id', 'url', 'landmark_id'], 'index': ['id'], 'test': ['id']},
             1: {'train': ['id', 'url', 'landmark_id'], 'index': ['id', 'url'], 'test': ['id', 'url']}}
 
+_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{2,254}')
+
+def is_safe_id(image_id) -> bool:
+    "Can `image_id` name a file under a dataset root? (no separators, no `..`, not absolute, >= 3 characters)"
+    return isinstance(image_id, str) and bool(_ID.fullmatch(image_id)) and '..' not in image_id
+
+def inside(root, path) -> bool:
+    "Does `path`, once resolved (symlinks followed), stay under `root` (resolved too)?"
+    return os.path.realpath(path).startswith(os.path.realpath(root).rstrip(os.sep) + os.sep)
+
 def read_gld_csv(path, columns:list, int_columns=(), optional=()) -> pd.DataFrame:
     "Read a GLD CSV `path` that must have `columns`; errors name the file, line and column."
     path = Path(path)
+    try: return _read_gld_csv(path, columns, int_columns, optional)
+    except UnicodeDecodeError:
+        raw = path.read_bytes()
+        try: raw.decode('utf-8')
+        except UnicodeDecodeError as e:
+            line = raw[:e.start].count(b'\n') + 1
+            raise GLDFormatError(f'{path}, line {line}: not UTF-8 text; save it as UTF-8') from None
+        raise
+    except csv.Error as e: raise GLDFormatError(f'{path}: not a readable CSV file ({e})') from None
+
+def _read_gld_csv(path, columns, int_columns, optional):
+    "`read_gld_csv` on a path whose decoding errors the caller reports."
     with open(path, newline='', encoding='utf-8') as f:
         rows = csv.reader(f); header = next(rows, None)
         if header is None: raise GLDFormatError(f'{path}: empty file, expected header {",".join(columns)}')
@@ -360,6 +439,12 @@ def read_gld_csv(path, columns:list, int_columns=(), optional=()) -> pd.DataFram
             n = int(np.flatnonzero(bad.values)[0])
             raise GLDFormatError(f'{path}, line {n+2}, column {header.index(c)+1} ({c}): {df[c].iloc[n]!r} is not an integer landmark id')
         df[c] = df[c].astype(np.int64)
+    bad = ~df.id.map(is_safe_id)
+    if bad.any():
+        n = int(np.flatnonzero(bad.values)[0])
+        at = f'{path}, line {n+2}, column {header.index("id")+1} (id)'
+        raise GLDFormatError(f'{at}: {df.id.iloc[n]!r} is not an image id (letters, digits, "_", "-", "." only, '
+                             'at least 3, no "..")')
     dup = df.id.duplicated(keep=False)
     if dup.any():
         lines = (np.flatnonzero(dup.values) + 2)[:5].tolist()
@@ -409,6 +494,11 @@ def load_gld(root, version:int=2, strict:bool=False, check_files:bool=True, miss
         sols[name] = read_gld_csv(f, cols) if f.exists() else None
     missing = pd.DataFrame(columns=['split', 'id', 'path'])
     if check_files:
+        out_of = [(s, i, p) for s, df in frames.items() for i, p in zip(df.id, df.path) if not inside(root, p)]
+        if out_of:
+            s, i, p = out_of[0]
+            raise GLDFormatError(f'{root}: image {i!r} of {s}.csv resolves outside the dataset '
+                                 f'({os.path.realpath(p)}); links out of a dataset are refused')
         miss = [(s, i, p) for s, df in frames.items() for i, p in zip(df.id, df.path) if not os.path.exists(p)]
         missing = pd.DataFrame(miss, columns=['split', 'id', 'path'])
         if len(missing):
@@ -450,7 +540,9 @@ def train_val_split(train:pd.DataFrame, val_frac:float=1/3, seed:int=0, copies_d
         rows = train.loc[copies].copy()
         new = []
         for r in rows.itertuples():
+            require(is_safe_id(r.id), 'train id', r.id, 'is not an image id (letters, digits, "_", "-", "."; no "..")')
             dst = Path(copies_dir)/f'{r.id}_copy.jpg'
+            require(inside(copies_dir, dst), 'train id', r.id, f'would write outside copies_dir={str(copies_dir)!r}')
             if not dst.exists(): _distorted_copy(r.path, dst, np.random.default_rng([seed, int(r.id[:8], 16) if all(c in '0123456789abcdef' for c in r.id[:8]) else len(new)]))
             new.append(str(dst))
         rows['id'] = rows.id + '_copy'; rows['path'] = new
@@ -481,6 +573,9 @@ def plot_class_sizes(gld:GLD):
     fig.tight_layout(); return fig
 
 # %% ../nbs/00_data.ipynb #3d426380
+_CLI_NAMES = dict(n_landmarks='--landmarks', n_train='--train', n_index='--index', n_test='--test', size='--size',
+                  zipf='--zipf', difficulty='--difficulty')
+
 @call_parse
 def synth_cli(out_dir:str,             # where to write the dataset (GLD v2 layout)
               landmarks:int=50,        # number of landmarks
@@ -492,9 +587,13 @@ def synth_cli(out_dir:str,             # where to write the dataset (GLD v2 layo
               difficulty:float=0.5,    # 0 (frontal, clean) .. 1 (hard views)
               seed:int=0,              # random seed: same seed, same files
               workers:int=None,        # worker processes (default: all cores)
-              overwrite:bool=False):   # regenerate even if complete
+              overwrite:bool=False):   # regenerate a SynthLandmarks folder (never a folder it did not make)
     "Generate a SynthLandmarks dataset in Google Landmarks v2 layout."
-    out = synth_landmarks(out_dir, n_landmarks=landmarks, n_train=train or 20*landmarks, n_index=index or 4*landmarks,
-                          n_test=test or 3*landmarks, size=size, zipf=zipf, difficulty=difficulty, seed=seed,
-                          workers=workers, overwrite=overwrite)
+    kw = dict(n_landmarks=landmarks, n_train=20*landmarks if train is None else train, size=size, zipf=zipf,
+              n_index=4*landmarks if index is None else index, n_test=3*landmarks if test is None else test,
+              difficulty=difficulty)
+    check_synth(dict(_SYNTH_DEFAULTS, **kw), _CLI_NAMES)
+    require(workers is None or workers >= 1, '--workers', workers, 'must be >= 1')
+    out = synth_landmarks(out_dir, **kw, seed=seed, workers=workers, overwrite=overwrite)
     print(load_gld(out))
+

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 import numpy as np, pandas as pd
 from PIL import Image, ImageOps
-from fastcore.script import anno_parser, call_parse
+from fastcore.script import call_parse
 from tqdm.auto import tqdm
 from .data import GLD, atomic_path, load_gld
 
@@ -258,6 +258,10 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
     if resize not in ('short', 'square', 'none'): raise ValueError(f"resize={resize!r}: use 'short', 'square' or 'none'")
     if layout not in ('abc', 'flat'): raise ValueError(f"layout={layout!r}: use 'abc' or 'flat'")
     if workers < 1: raise ValueError(f'workers={workers}: need at least 1 thread')
+    if not 8 <= size <= 16384: raise ValueError(f'size={size}: must be in 8..16384 px')
+    if not 1 <= quality <= 100: raise ValueError(f'quality={quality}: must be in 1..100')
+    if not timeout > 0: raise ValueError(f'timeout={timeout}: must be > 0 seconds')
+    if not 0 <= retries <= 100: raise ValueError(f'retries={retries}: must be in 0..100')
     if not isinstance(urls, pd.DataFrame) and not Path(urls).is_file(): raise FileNotFoundError(f'urls={str(urls)!r}: no such CSV file')
     out_dir = Path(out_dir)
     fail_csv, journal = out_dir.with_name(out_dir.name + '_failures.csv'), out_dir.with_name(out_dir.name + '_failures.journal')
@@ -506,7 +510,7 @@ def _upright(path, image_id, cache_dir):
     return dest
 
 def _scan(root, cache_dir):
-    "Rows (id, landmark, path) of the images under `root/<landmark>/`, and the unreadable ones."
+    "Rows (id, landmark, path) of the images under `root/<landmark>/`, and the unreadable ones (with the reason)."
     rows, bad, seen = [], [], {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
         for f in sorted(p for p in d.rglob('*') if p.is_file() and p.suffix.lower() in _IMAGE_EXT
@@ -516,10 +520,12 @@ def _scan(root, cache_dir):
             if image_id in seen: raise ValueError(f'{f} and {seen[image_id]}: same id {image_id!r}; rename one')
             seen[image_id] = f
             try: rows.append((image_id, d.name, str(_upright(f, image_id, cache_dir))))
-            except Exception as e: bad.append(('all', image_id, str(f)))
+            except Exception as e:
+                bad.append(('all', image_id, str(f), f'cannot read the image ({type(e).__name__}: {e})'))
     loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT]
     if loose: warnings.warn(f'{root}: {len(loose)} image(s) directly in the root (e.g. {loose[0]}) are ignored; put them in a <landmark>/ folder')
-    return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), pd.DataFrame(bad, columns=['split', 'id', 'path'])
+    bad = pd.DataFrame(bad, columns=['split', 'id', 'path', 'reason'])
+    return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), bad
 
 # %% ../nbs/00a_download.ipynb #cdb7e34a
 def load_folder(root,                   # folder of root/<landmark>/<image> photos
@@ -612,10 +618,11 @@ def download_cli(args:list=None):
     prog, args = 'landmarks download', list(sys.argv[1:] if args is None else args)
     usage = f'usage: {prog} {{{",".join(_SOURCES)}}} [OPTIONS]\n\n' + '\n'.join(f'  {k:<7} {f.__doc__}' for k, f in _SOURCES.items())
     if not args or args[0] in ('-h', '--help'): print(usage); return
-    if args[0] not in _SOURCES: raise SystemExit(f'{prog}: unknown source {args[0]!r}\n\n{usage}')
+    if args[0] not in _SOURCES:
+        raise SystemExit(f'{prog}: unknown source {args[0]!r}; use one of {", ".join(_SOURCES)} (--help)')
     func = _SOURCES[args[0]]
-    p = anno_parser(func, prog=f'{prog} {args[0]}')
-    kw = vars(p.parse_args(args[1:])); kw.pop('pdb', None); kw.pop('xtra', None)
+    from landmarks.cli import parse_args
+    kw = parse_args(func, f'{prog} {args[0]}', args[1:])   # a bad option raises one line, not usage
     return func(**kw)
 
 # %% ../nbs/00a_download.ipynb #2355a60f

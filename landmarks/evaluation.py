@@ -8,11 +8,12 @@ __all__ = ['TASKS', 'USAGES', 'REVISITED_SETTINGS', 'global_average_precision', 
            'write_retrieval_submission', 'evaluate', 'read_gnd', 'revisited_ranking', 'revisited_map', 'evaluate_cli']
 
 # %% ../nbs/08_evaluation.ipynb #c603db49
-import builtins, codecs, csv, difflib, json, math, pickle, tempfile
+import builtins, codecs, contextlib, csv, difflib, json, math, pickle, tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
+
 
 # %% ../nbs/08_evaluation.ipynb #37402f73
 def _check_ids(predictions, solution):
@@ -112,11 +113,28 @@ def _table(src):
     def rows():
         with open(path, newline='', encoding='utf-8-sig') as f:
             reader = csv.reader(f)
-            next(reader, None)
-            for r in reader:
-                if r and any(c.strip() for c in r): yield f'{path} line {reader.line_num}', r
-    with open(path, newline='', encoding='utf-8-sig') as f: header = next(csv.reader(f), [])
+            with _readable(path, reader):
+                next(reader, None)
+                for r in reader:
+                    if r and any(c.strip() for c in r): yield f'{path} line {reader.line_num}', r
+    with open(path, newline='', encoding='utf-8-sig') as f:
+        reader = csv.reader(f)
+        with _readable(path, reader): header = next(reader, [])
     return str(path), [h.strip() for h in header], rows()
+
+@contextlib.contextmanager
+def _readable(path, reader):
+    "Turn a decoding or CSV error while reading `path` into one `ValueError` naming the file and the line."
+    try: yield
+    except UnicodeDecodeError:
+        raw = Path(path).read_bytes()
+        try: raw.decode('utf-8-sig')
+        except UnicodeDecodeError as e:
+            line, col = raw[:e.start].count(b'\n') + 1, e.start - raw.rfind(b'\n', 0, e.start)
+            raise ValueError(f"{path} line {line}, column {col}: not UTF-8 text (byte {raw[e.start:e.start+1]!r}); "
+                             "save the CSV as UTF-8") from None
+        raise
+    except csv.Error as e: raise ValueError(f"{path} line {reader.line_num}: not a readable CSV ({e})") from None
 
 def _require(name, header, cols):
     "Raise, naming the file and the column, when `header` lacks one of `cols`."
@@ -240,7 +258,11 @@ def evaluate(solution, # solution CSV path, frame, or the `(solution, usage)` pa
         sol, usage = solution
     else: task = _task(task, solution); sol, usage = read_solution(solution, task)
     preds = predictions if isinstance(predictions, dict) else read_submission(predictions, task)
-    _check_ids(preds, sol)
+    try: _check_ids(preds, sol)
+    except ValueError as e:
+        if isinstance(predictions, dict): raise
+        against = solution if not isinstance(solution, tuple) else 'the solution'
+        raise ValueError(f"{predictions}: {e} ({against})") from None
     metric = global_average_precision if task == 'recognition' else (lambda p, s: mean_average_precision(p, s, k))
     scores = {}
     for split, keep in [('Public', {'Public'}), ('Private', {'Private'}), ('All', {'Public', 'Private'})]:

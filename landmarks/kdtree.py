@@ -6,7 +6,7 @@
 __all__ = ['Neighbours', 'pack_geometry', 'unpack_geometry', 'delf_like', 'Index', 'recall_at_k', 'build_index']
 
 # %% ../nbs/05_kdtree.ipynb #b9f5315d
-import json, math, pickle, shutil
+import json, math, shutil
 from collections import namedtuple
 from pathlib import Path
 
@@ -186,37 +186,67 @@ def recall_at_k(found:Neighbours, # an index's answer
     return float(np.mean(hits))
 
 # %% ../nbs/05_kdtree.ipynb #df4e473e
+_FORMAT = 2  # 2: the KD-tree as plain arrays (format 1 pickled it and is refused)
+_MARK = '.landmarks-index'  # marks a folder `save` made, finished or not
+
+def _tree_points(tree) -> np.ndarray:
+    "The points of a cKDTree, as float32 when that loses nothing."
+    x = np.asarray(tree.data)
+    x32 = x.astype(np.float32)
+    return x32 if np.array_equal(x32, x) else x
+
 def _save(self, path)->Path:
     "Write the index to folder `path`; `meta.json`, written last and atomically, marks it complete. Returns `path`."
     path = Path(path)
-    if path.exists(): shutil.rmtree(path)
-    path.mkdir(parents=True)
-    meta = dict(kind=self.kind, settings=self.settings, ntotal=self.ntotal, image_ids=self.image_ids,
+    if path.is_symlink() or path.is_file(): raise FileExistsError(f"{path}: exists and is not an index folder")
+    if path.exists() and any(path.iterdir()):
+        if not any((path / m).is_file() for m in ('meta.json', _MARK)):
+            raise FileExistsError(f"{path}: not empty and not an index folder (no meta.json); nothing was changed")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / _MARK).touch()                                   # first: a killed save is still known as ours
+    meta = dict(kind=self.kind, settings=self.settings, ntotal=self.ntotal, image_ids=self.image_ids, format=_FORMAT,
                 image_sizes=None if self.image_sizes is None else self.image_sizes.tolist())
     if self.kind == 'kdtree':
         np.save(path / 'geometry.npy', np.asarray(self.geometry, np.int64))
-        with open(path / 'kdtree.pkl', 'wb') as f: pickle.dump(self.engine, f, protocol=5)
+        np.save(path / 'kdtree_points.npy', _tree_points(self.engine))
     else: faiss.write_index(self.engine, str(path / 'index.faiss'))
     if self.pca is not None:
-        meta['pca'] = 'pca.npz'; shutil.copyfile(self.pca_path, path / 'pca.npz')
+        meta['pca'] = 'pca.npz'
+        shutil.copyfile(self.pca_path, path / 'pca.npz')
     meta.update(getattr(self, 'extra', {}))
     with atomic_path(path / 'meta.json') as tmp: Path(tmp).write_text(json.dumps(meta))
     return path
 
+def _index_meta(path) -> dict:
+    "An index folder's meta.json, checked: known kind and format, files named as `save` names them."
+    try: meta = json.loads((path / 'meta.json').read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path / 'meta.json'}: not a readable index record ({e})") from None
+    if not isinstance(meta, dict) or meta.get('format') != _FORMAT:
+        found = meta.get('format', 1) if isinstance(meta, dict) else '?'
+        raise ValueError(f"{path}: an index in another format (format {found}, this code reads {_FORMAT}); "
+                         "rebuild it (build_index(..., overwrite=True))")
+    if meta.get('kind') not in _DIMS: raise ValueError(f"{path / 'meta.json'}: unknown index kind {meta.get('kind')!r}")
+    if meta.get('pca') not in (None, 'pca.npz'):
+        raise ValueError(f"{path / 'meta.json'}: pca must be 'pca.npz' inside the folder")
+    return meta
+
 @classmethod
 def _load(cls, path, # a folder written by `Index.save`
           mmap:bool=True)->'Index': # memory-map what can be
-    "Read an index written by `save`."
+    "Read an index written by `save` (no pickle: numpy arrays without objects, faiss's own files, JSON)."
     path = Path(path)
     if not (path / 'meta.json').exists(): raise FileNotFoundError(f"{path}: not an index folder (no meta.json)")
-    meta = json.loads((path / 'meta.json').read_text())
+    meta = _index_meta(path)
     pca = None
     if meta.get('pca'):
         from landmarks.pca import load_pca
         pca = load_pca(path / meta['pca'])
     if meta['kind'] == 'kdtree':
-        with open(path / 'kdtree.pkl', 'rb') as f: engine = pickle.load(f)
-        geometry = np.load(path / 'geometry.npy', mmap_mode='r' if mmap else None)
+        points = np.load(path / 'kdtree_points.npy', allow_pickle=False)
+        engine = cKDTree(points, leafsize=int(meta['settings']['leafsize']), balanced_tree=False)
+        geometry = np.load(path / 'geometry.npy', mmap_mode='r' if mmap else None, allow_pickle=False)
     else:
         flag = (faiss.IO_FLAG_MMAP if meta['kind'] == 'ivfpq' else faiss.IO_FLAG_MMAP_IFC) if mmap else 0
         engine, geometry = faiss.read_index(str(path / 'index.faiss'), flag), None
@@ -228,6 +258,7 @@ def _load(cls, path, # a folder written by `Index.save`
 def _nbytes(path): return sum(f.stat().st_size for f in Path(path).rglob('*') if f.is_file())
 
 Index.save, Index.load = _save, _load
+
 
 # %% ../nbs/05_kdtree.ipynb #aa936526
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
@@ -247,7 +278,8 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
     record = dict(features=str(features_h5.resolve()), mtime=features_h5.stat().st_mtime, kind=kind,
                   pca=str(Path(pca_npz).resolve()) if pca_npz else None, seed=seed, **settings)
     if (path / 'meta.json').exists() and not overwrite \
-        and json.loads((path / 'meta.json').read_text()).get('record') == record: return path
+        and json.loads((path / 'meta.json').read_text()).get('record') == record \
+        and json.loads((path / 'meta.json').read_text()).get('format') == _FORMAT: return path
     pca = None
     if pca_npz:
         from landmarks.pca import load_pca

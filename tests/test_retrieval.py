@@ -74,13 +74,15 @@ def test_recognize_by_retrieval_photo_folder(gld, tmp_path):
     assert all(q not in v for q, v in read_submission(tmp_path / 'r.csv', task='retrieval').items())
 
 
-def test_errors_name_the_input(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nope'):
-        _run('retrieve', '--index', tmp_path / 'nope', '--queries', tmp_path, '--out', tmp_path / 'x.csv')
-    with pytest.raises(SystemExit, match='--queries'):
-        _run('retrieve', '--index', tmp_path, '--out', tmp_path / 'x.csv')
-    with pytest.raises(ValueError, match='index_type'):
-        _run('retrieve', '--index', tmp_path, '--queries', tmp_path, '--index_type', 'annoy')
+def test_errors_name_the_input(tmp_path, capsys):
+    for args, name in ((('--index', tmp_path / 'nope', '--queries', tmp_path, '--out', tmp_path / 'x.csv'), 'nope'),
+                       (('--index', tmp_path, '--out', tmp_path / 'x.csv'), '--queries'),
+                       (('--index', tmp_path, '--queries', tmp_path, '--index_type', 'annoy'), '--index-type')):
+        with pytest.raises(SystemExit) as e: _run('retrieve', *args)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and name in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(ValueError, match='nope'):                  # --debug: the exception itself
+        _run('retrieve', '--index', tmp_path / 'nope', '--queries', tmp_path, '--out', tmp_path / 'x.csv', '--debug')
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason='the real photos are not on this machine')
