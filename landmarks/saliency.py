@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SETTINGS', 'FEATURE_SETS', 'hull_area_fraction', 'saliency', 'apply_saliency', 'rankings', 'distance_thresholds',
-           'grid_search', 'best_settings', 'grid_figure', 'extract_settings', 'feature_label', 'feature_sets',
-           'tune_retrieval', 'real_photos_cv']
+           'grid_search', 'best_settings', 'grid_figure', 'extract_settings', 'feature_label', 'settings_tag',
+           'feature_sets', 'tune_retrieval', 'real_photos_cv']
 
 # %% ../nbs/07_saliency.ipynb #df70f30a
 import hashlib, json
@@ -164,7 +164,7 @@ def feature_label(extract:dict)->str:
     _, meta = load_delf(extract['model'])
     return f"DELF-{meta['arch']} ({meta['dims']}-D)" if extract['features'] == 'delf' else 'DELF (TF-Hub)'
 
-def _tag(*parts)->str:
+def settings_tag(*parts)->str:
     "A short stable name for a combination of settings (folders of stores made with them)."
     return hashlib.md5(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -211,7 +211,7 @@ def tune_retrieval(dataset:str="synth:small", data_dir="../data", out_dir="../re
     if path.exists() and not overwrite and json.loads(path.read_text()).get('conf') == conf: return path
     gld = load_gld(dataset_root(dataset, data_dir, progress=progress))
     sub = gld.train.sample(frac=1, random_state=seed).groupby('landmark_id').head(per_landmark).sort_index()
-    work = out / 'work' / 'tune' / f'{name}-{_tag(dataset, extract, per_landmark, seed)}'
+    work = out / 'work' / 'tune' / f'{name}-{settings_tag(dataset, extract, per_landmark, seed)}'
     train, val = train_val_split(sub, seed=seed, copies_dir=work / 'val_copies')
     kw = dict(extract, progress=progress, data_dir=data_dir)
     tr_h5 = extract_features(train[['id', 'path']], work / 'index.h5', **kw)
