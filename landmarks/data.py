@@ -16,9 +16,10 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'render_view', 'render_clutter', 'shared_pattern',
-           'add_shared_pattern', 'zipf_counts', 'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError',
-           'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
+__all__ = ['N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'render_view', 'render_clutter',
+           'shared_pattern', 'add_shared_pattern', 'zipf_counts', 'synth_landmarks', 'parse_synth_spec', 'dataset_root',
+           'GLDFormatError', 'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples', 'plot_class_sizes',
+           'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0); os.umask(_UMASK)
@@ -180,7 +181,7 @@ def render_clutter(rng, size:int=256, difficulty:float=0.5):
 
 # %% ../nbs/00_data.ipynb #506aa623
 _PATTERN_KINDS = ('sign', 'logo', 'poster', 'watermark', 'railing')
-_N_PATTERNS = 6   # shared patterns per dataset
+N_PATTERNS = 6   # shared patterns per dataset
 
 def shared_pattern(seed:int, # dataset seed
                    k:int, # pattern number
@@ -218,7 +219,7 @@ def add_shared_pattern(img, # BGR image (square)
                       ) -> np.ndarray:
     "`img` with one of the dataset's shared patterns pasted at a random place, size and small rotation."
     S = img.shape[0]
-    pat, m = _pattern(seed, int(rng.integers(_N_PATTERNS)))
+    pat, m = _pattern(seed, int(rng.integers(N_PATTERNS)))
     T, s = pat.shape[0], S * rng.uniform(*side)
     cx, cy = rng.uniform(s / 2, S - s / 2, 2)
     M = cv2.getRotationMatrix2D((T / 2, T / 2), rng.uniform(-10, 10), s / T)

@@ -197,6 +197,7 @@ def tune_retrieval(dataset:str="synth:small", data_dir="../data", out_dir="../re
                    extract:dict=None, # `extract_features` arguments (`extract_settings`); None: RootSIFT, 300
                    ks=(5, 10), distance_quantiles=(0.1, 0.25, 0.5, 1.0), area_mins=(0., 0.01, 0.03, 0.1), # the grid
                    per_landmark:int=20, # training images per landmark in the validation split (at most)
+                   val_landmarks:int=0, # landmarks in the validation split: a seeded sample of this many (0: all)
                    top:int=20, seed:int=0, overwrite:bool=False, progress:bool=True)->Path:
     "Stage: grid-search k, max distance and saliency thresholds on a validation split; returns the settings JSON."
     from landmarks.data import dataset_root, load_gld, train_val_split
@@ -206,12 +207,15 @@ def tune_retrieval(dataset:str="synth:small", data_dir="../data", out_dir="../re
     name = extract['features']
     path = out / 'tables' / f'retrieval_settings-{name}.json'
     conf = dict(dataset=dataset, extract=extract, ks=list(ks), distance_quantiles=list(distance_quantiles),
-                area_mins=list(area_mins), per_landmark=per_landmark, top=top, seed=seed)
+                area_mins=list(area_mins), per_landmark=per_landmark, val_landmarks=val_landmarks, top=top, seed=seed)
     conf = json.loads(json.dumps(conf))
     if path.exists() and not overwrite and json.loads(path.read_text()).get('conf') == conf: return path
     gld = load_gld(dataset_root(dataset, data_dir, progress=progress))
-    sub = gld.train.sample(frac=1, random_state=seed).groupby('landmark_id').head(per_landmark).sort_index()
-    work = out / 'work' / 'tune' / f'{name}-{settings_tag(dataset, extract, per_landmark, seed)}'
+    lms = gld.train.landmark_id.drop_duplicates()
+    if val_landmarks: lms = lms.sample(min(val_landmarks, len(lms)), random_state=seed)
+    sub = gld.train[gld.train.landmark_id.isin(set(lms))].sample(frac=1, random_state=seed)
+    sub = sub.groupby('landmark_id').head(per_landmark).sort_index()
+    work = out / 'work' / 'tune' / f'{name}-{settings_tag(dataset, extract, per_landmark, val_landmarks, seed)}'
     train, val = train_val_split(sub, seed=seed, copies_dir=work / 'val_copies')
     kw = dict(extract, progress=progress, data_dir=data_dir)
     tr_h5 = extract_features(train[['id', 'path']], work / 'index.h5', **kw)
