@@ -57,7 +57,8 @@ METHODS = [  # Table 2's methods as data: index, neighbour settings ('report' or
     dict(method='PCA-10 KD-tree tuned', index='kdtree', settings='tuned', verify=True, saliency=False, report=True),
     dict(method='PCA-10 KD-tree tuned + saliency filter', index='kdtree', settings='tuned', verify=True, saliency=True,
          report=True),
-    dict(method='PCA-40 IVF-PQ, votes only', index='ivfpq', settings='tuned', verify=False, saliency=False, report=False),
+    dict(method='PCA-40 IVF-PQ, votes only', index='ivfpq', settings='tuned', verify=False, saliency=False,
+         report=False),
     dict(method='PCA-40 IVF-PQ + RANSAC', index='ivfpq', settings='tuned', verify=True, saliency=False, report=False),
     dict(method='PCA-40 IVF-PQ + RANSAC + saliency', index='ivfpq', settings='tuned', verify=True, saliency=True,
          report=False),
@@ -97,13 +98,15 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     "Stage: Table 2 (mAP@100, query time, bytes per feature of every row) as out_dir/tables/retrieval.csv."
     out = Path(out_dir)
     path = out / 'tables' / 'retrieval.csv'
-    conf = dict(dataset=str(dataset), rows=rows, extracts=extracts, tuned={f: {k: v for k, v in t.items() if k != 'conf'}
-                for f, t in tuned.items()}, report_k=report_k, report_max_distance=report_max_distance, top=top, seed=seed)
+    used = {f: {k: v for k, v in t.items() if k != 'conf'} for f, t in tuned.items()}
+    conf = dict(dataset=str(dataset), rows=rows, extracts=extracts, tuned=used, report_k=report_k,
+                report_max_distance=report_max_distance, top=top, seed=seed)
     meta = path.with_suffix('.json')
     if path.exists() and meta.exists() and not overwrite and _same(json.loads(meta.read_text()), conf): return path
     root = dataset_root(dataset, data_dir, progress=progress)
     gld = load_gld(root)
-    if gld.retrieval_solution is None: raise ValueError(f'{root}: no retrieval_solution.csv, Table 2 needs ground truth')
+    if gld.retrieval_solution is None:
+        raise ValueError(f'{root}: no retrieval_solution.csv, Table 2 needs ground truth')
     solution, _ = read_solution(gld.retrieval_solution, task='retrieval')
     qids = sorted(solution)
     score = lambda ranks: mean_average_precision({q: ranks.get(q, []) for q in qids}, solution, k=top)
@@ -152,23 +155,27 @@ def saliency_comparison(t2:pd.DataFrame, # Table 2 (`retrieval_table`)
                         dataset:str, # Table 2's dataset, as the table names it
                         real:pd.DataFrame=None, # `landmarks.saliency.real_photos_cv`'s per-fold rows, if it ran
                         real_name:str='real photos')->pd.DataFrame:
-    "The filter off and on side by side: Table 2's tuned KD-tree rows per feature set, and the real photos (pooled folds)."
+    "The filter off and on side by side: Table 2's tuned KD-tree rows per feature set, and real photos (folds pooled)."
     rows = []
     for t in tuned.values():
         d = t2[(t2.features == t['features']) & t2.method.str.startswith('PCA-10 KD-tree tuned')].set_index('saliency')
         rows.append(dict(dataset=dataset, features=t['features'], tuning='validation split of the training images',
-                         index_settings=f"k={t['k']}, distance <= {t['max_distance']:.3g} (quantile {t['distance_quantile']:g})",
-                         thresholds=_thresholds(t['query_min'], t['db_min']), min_threshold=max(t['query_min'], t['db_min']),
+                         index_settings=f"k={t['k']}, distance <= {t['max_distance']:.3g} "
+                                        f"(quantile {t['distance_quantile']:g})",
+                         thresholds=_thresholds(t['query_min'], t['db_min']),
+                         min_threshold=max(t['query_min'], t['db_min']),
                          map100_without=d.map100[False], map100_with=d.map100[True],
                          val_map100_without=t['mAP_without'], val_map100_with=t['mAP']))
     if real is not None and len(real):
         on, off = real[real.saliency], real[~real.saliency]
         rows.append(dict(dataset=real_name, features=real.features.iloc[0],
                          tuning=f'{real.fold.nunique()}-fold cross-validation, folds by landmark',
-                         index_settings='; '.join(f'k={r.k}, distance <= {r.max_distance:.3g}' for r in on.itertuples()),
+                         index_settings='; '.join(f'k={r.k}, distance <= {r.max_distance:.3g}'
+                                                  for r in on.itertuples()),
                          thresholds='; '.join(_thresholds(r.query_min, r.db_min) for r in on.itertuples()),
                          min_threshold=float(np.maximum(on.query_min, on.db_min).min()),
-                         map100_without=off.ap_sum.sum() / off.queries.sum(), map100_with=on.ap_sum.sum() / on.queries.sum(),
+                         map100_without=off.ap_sum.sum() / off.queries.sum(),
+                         map100_with=on.ap_sum.sum() / on.queries.sum(),
                          val_map100_without=off.val_map100.mean(), val_map100_with=on.val_map100.mean()))
     df = pd.DataFrame(rows)
     return df.assign(change=df.map100_with - df.map100_without)

@@ -48,7 +48,8 @@ def apply_saliency(cands:list, # candidates of one query, ranked
                    fractions:list=None, # each candidate's `saliency`, when already computed
                   )->list:
     "Candidates re-ordered (or filtered) by the saliency filter, ranking otherwise kept."
-    if mode not in ('demote', 'reject'): raise ValueError(f"apply_saliency: mode={mode!r}, expected 'demote' or 'reject'")
+    if mode not in ('demote', 'reject'):
+        raise ValueError(f"apply_saliency: mode={mode!r}, expected 'demote' or 'reject'")
     if query_min <= 0 and db_min <= 0: return list(cands)
     if fractions is None:
         fractions = [saliency(c, query_size, db_sizes[c.image]) if c.inliers >= 3 else (0., 0.) for c in cands]
@@ -101,7 +102,8 @@ def grid_search(index, # the searched landmarks.kdtree.Index
                 area_mins=(0., 0.01, 0.03, 0.1), # saliency thresholds tried, query side and database side
                 top:int=100, seed:int=0, progress:bool=True)->pd.DataFrame:
     "mAP@100 of every setting: columns k, distance_quantile, max_distance, query_min, db_min, mAP."
-    if index.image_sizes is None: raise ValueError("grid_search: the index has no image sizes (build it with build_index)")
+    if index.image_sizes is None:
+        raise ValueError("grid_search: the index has no image sizes (build it with build_index)")
     aps = _grid_aps(index, searched, solution, ks, distance_quantiles, area_mins, top, seed, progress)
     return aps.groupby(SETTINGS, sort=False).ap.mean().rename('mAP').reset_index()
 
@@ -126,7 +128,8 @@ def _heat(ax, t, title, vmin, vmax, xlabels=None, ylabels=None):
     ax.set_xlabel(t.columns.name)
     ax.set_ylabel(t.index.name)
     ax.set_title(title, fontsize=9)
-    for (i, j), v in np.ndenumerate(t.values): ax.text(j, i, f'{v:.3f}', ha='center', va='center', color='w', fontsize=8)
+    for (i, j), v in np.ndenumerate(t.values):
+        ax.text(j, i, f'{v:.3f}', ha='center', va='center', color='w', fontsize=8)
     return im
 
 def grid_figure(grid:pd.DataFrame, title:str='')->plt.Figure:
@@ -223,7 +226,7 @@ def tune_retrieval(dataset:str="synth:small", data_dir="../data", out_dir="../re
     index, searched = _index_and_search(tr_h5, va_h5, work, ks, seed=seed, progress=progress)
     by_lm = train.groupby('landmark_id').id.apply(set).to_dict()
     solution = {q: by_lm.get(l, set()) for q, l in zip(val.id, val.landmark_id)}
-    grid = grid_search(index, searched, solution, ks, distance_quantiles, area_mins, top=top, seed=seed, progress=progress)
+    grid = grid_search(index, searched, solution, ks, distance_quantiles, area_mins, top, seed, progress)
     (out / 'tables').mkdir(parents=True, exist_ok=True)
     with atomic_path(out / 'tables' / f'saliency_grid-{name}.csv') as t: grid.to_csv(t, index=False)
     best = dict(best_settings(grid), features=feature_label(extract), val_queries=len(val), val_index=len(train))
@@ -249,14 +252,15 @@ def real_photos_cv(root, # photo folder root/<landmark>/<image> (load_folder)
     from landmarks.retrieval import features_of
     extract = extract or dict(features='sift', max_features=300, image_size=512)
     out = Path(out_dir) / 'tables' / 'saliency_real.csv'
-    conf = json.loads(json.dumps(dict(root=str(Path(root).resolve()), extract=extract, ks=list(ks), folds=folds, top=top,
-                                      distance_quantiles=list(distance_quantiles), area_mins=list(area_mins), seed=seed)))
+    conf = dict(root=str(Path(root).resolve()), extract=extract, ks=list(ks), folds=folds, top=top,
+                distance_quantiles=list(distance_quantiles), area_mins=list(area_mins), seed=seed)
+    conf = json.loads(json.dumps(conf))
     meta = out.with_suffix('.json')
     if out.exists() and meta.exists() and not overwrite and json.loads(meta.read_text()) == conf: return out
     gld, work = load_folder(root), Path(out_dir) / 'work'
     solution = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     h5 = features_of(root, 'index', work, progress=progress, **extract)
-    index, searched = _index_and_search(h5, h5, work / 'features', ks, ids=sorted(solution), seed=seed, progress=progress)
+    index, searched = _index_and_search(h5, h5, work / 'features', ks, sorted(solution), seed, progress)
     aps = _grid_aps(index, searched, solution, ks, distance_quantiles, area_mins, top, seed, progress)
     fold_of = _landmark_folds(dict(zip(gld.index.id, gld.index.landmark)), solution, folds, seed)
     aps['fold'] = aps['query'].map(fold_of)

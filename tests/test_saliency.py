@@ -90,7 +90,8 @@ def test_shared_pattern_is_verified_on_a_small_hull():
         if len(m) < 3: return 0, 1.0
         src, dst = f1['locations'][m[:, 0]], f2['locations'][m[:, 1]]
         _, mask = ransac_affine(src, dst, 20., 1000, seed=0)
-        return int(mask.sum()), min(hull_area_fraction(src[mask], (256, 256)), hull_area_fraction(dst[mask], (256, 256)))
+        hulls = hull_area_fraction(src[mask], (256, 256)), hull_area_fraction(dst[mask], (256, 256))
+        return int(mask.sum()), min(hulls)
     seeds = _pattern_seeds(8)
     with_p, without, hulls = [], [], []
     for a, b in zip(seeds[::2], seeds[1::2]):
