@@ -16,10 +16,10 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'render_view', 'render_clutter', 'zipf_counts',
-           'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError',
-           'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples',
-           'plot_class_sizes', 'synth_cli']
+__all__ = ['N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'render_view', 'render_clutter',
+           'shared_pattern', 'add_shared_pattern', 'zipf_counts', 'require', 'check_synth', 'synth_landmarks',
+           'parse_synth_spec', 'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside', 'read_gld_csv', 'GLD',
+           'load_gld', 'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0); os.umask(_UMASK)
@@ -179,6 +179,55 @@ def render_clutter(rng, size:int=256, difficulty:float=0.5):
     "A photograph with no landmark in it."
     return _photometric(_occlude(_background(rng, size), rng, difficulty), rng, float(np.clip(difficulty, 0, 1)))
 
+# %% ../nbs/00_data.ipynb #506aa623
+_PATTERN_KINDS = ('sign', 'logo', 'poster', 'watermark', 'railing')
+N_PATTERNS = 6   # shared patterns per dataset
+
+def shared_pattern(seed:int, # dataset seed
+                   k:int, # pattern number
+                   size:int=96, # side (px)
+                  ) -> tuple:
+    "Shared pattern `k` of dataset `seed` (sign, logo, poster, watermark or railing): (BGR image, alpha mask)."
+    rng = np.random.default_rng([seed, 2750159, k])
+    kind, S = _PATTERN_KINDS[k % len(_PATTERN_KINDS)], size
+    fg, bg = _colour(rng, val=(0.85, 1.0)), _colour(rng, sat=(0.6, 1.0), val=(0.15, 0.5))
+    img = np.empty((S, S, 3), np.uint8)
+    img[:] = bg
+    for _ in range(int(rng.integers(3, 7))):   # marks that make each pattern distinctive
+        cv2.fillPoly(img, [rng.integers(0, S, (3, 2)).astype(np.int32)], _colour(rng))
+    word = ''.join(rng.choice(list('ABCDEFGHKMNPRSTWXZ0123456789'), 3))
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, S // 16)
+    scale = 0.85 * S / cv2.getTextSize(word, font, 1.0, thick)[0][0]
+    cv2.putText(img, word, (S // 14, 2 * S // 3), font, scale, fg, thick)
+    mask = np.zeros((S, S), np.uint8)
+    if kind == 'sign': cv2.rectangle(mask, (0, S // 6), (S - 1, 5 * S // 6), 255, -1)
+    elif kind == 'logo': cv2.circle(mask, (S // 2, S // 2), S // 2 - 1, 255, -1)
+    elif kind == 'watermark': cv2.putText(mask, word, (S // 14, 2 * S // 3), font, scale, 170, thick)
+    elif kind == 'railing':
+        for x in range(0, S, S // 6): cv2.rectangle(mask, (x, 0), (x + S // 12, S - 1), 255, -1)
+        cv2.rectangle(mask, (0, S // 5), (S - 1, S // 5 + S // 8), 255, -1)
+    else: mask[:] = 255
+    return img, mask
+
+@functools.lru_cache(maxsize=32)
+def _pattern(seed, k): return shared_pattern(seed, k)
+
+def add_shared_pattern(img, # BGR image (square)
+                       rng, # the pattern's own random generator
+                       seed:int, # dataset seed (which patterns exist)
+                       side=(0.12, 0.2), # pattern side as a fraction of the image side
+                      ) -> np.ndarray:
+    "`img` with one of the dataset's shared patterns pasted at a random place, size and small rotation."
+    S = img.shape[0]
+    pat, m = _pattern(seed, int(rng.integers(N_PATTERNS)))
+    T, s = pat.shape[0], S * rng.uniform(*side)
+    cx, cy = rng.uniform(s / 2, S - s / 2, 2)
+    M = cv2.getRotationMatrix2D((T / 2, T / 2), rng.uniform(-10, 10), s / T)
+    M[:, 2] += (cx - T / 2, cy - T / 2)
+    fg = cv2.warpAffine(pat, M, (S, S)).astype(np.float32) * rng.uniform(0.8, 1.1)
+    a = cv2.warpAffine(m, M, (S, S))[..., None].astype(np.float32) / 255
+    return np.clip(img * (1 - a) + fg * a, 0, 255).astype(np.uint8)
+
 # %% ../nbs/00_data.ipynb #9c1a6390
 def zipf_counts(n_classes:int, total:int, zipf:float=1.2, singles:float=0.1) -> np.ndarray:
     "Images per class: Zipf shares of `total`, the last `singles` fraction of the classes with exactly one."
@@ -199,7 +248,7 @@ SYNTH_PRESETS = {  # SynthLandmarks sizes used by the profiles
     'cpu':   dict(n_landmarks=24, n_train=1200, n_index=240, n_test=160, size=256),
 }
 _SYNTH_DEFAULTS = dict(n_landmarks=10, n_train=160, n_index=60, n_test=40, size=256, zipf=1.2, difficulty=0.5,
-                       non_landmark=0.25, index_clutter=0.1, seed=0, quality=(60, 95))
+                       non_landmark=0.25, index_clutter=0.1, seed=0, quality=(60, 95), patterns=0.0)
 
 def _plan(p):
     "The rows of every split, decided from the parameters alone (no pixels yet)."
@@ -245,6 +294,8 @@ def _render_one(args):
         tmpl, m = _template(p['seed'], landmark, max(256, p['size']))
         img = render_view(tmpl, m, rng, p['size'], p['difficulty'])
     else: img = render_clutter(rng, p['size'], p['difficulty'])
+    prng = np.random.default_rng([p['seed'], 49979687, task])   # its own generator: the rest is unchanged
+    if p.get('patterns', 0) > 0 and prng.random() < p['patterns']: img = add_shared_pattern(img, prng, p['seed'])
     q = int(rng.integers(p['quality'][0], p['quality'][1] + 1))
     ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, q])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,12 +364,15 @@ def _claim(path:Path, marker:str, what:str, overwrite:bool):
 # %% ../nbs/00_data.ipynb #9deb7baa
 def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60, n_test:int=40, size:int=256,
                     zipf:float=1.2, difficulty:float=0.5, non_landmark:float=0.25, index_clutter:float=0.1,
-                    seed:int=0, workers:int=None, overwrite:bool=False, progress:bool=True) -> Path:
+                    seed:int=0, patterns:float=0., workers:int=None, overwrite:bool=False, progress:bool=True) -> Path:
     "Generate SynthLandmarks in GLD v2 layout under `out_dir` (skipped when already complete); return `out_dir`."
     p = dict(_SYNTH_DEFAULTS, n_landmarks=n_landmarks, n_train=n_train, n_index=n_index, n_test=n_test, size=size,
              zipf=zipf, difficulty=difficulty, non_landmark=non_landmark, index_clutter=index_clutter, seed=seed)
     p['quality'] = list(p['quality'])
     check_synth(p)
+    require(isinstance(patterns, (int, float)) and 0 <= patterns <= 1, 'patterns', patterns, 'a rate in [0, 1]')
+    if patterns: p['patterns'] = float(patterns)   # recorded only when on: datasets made before keep their settings
+    else: del p['patterns']
     require(workers is None or workers >= 1, 'workers', workers, 'must be >= 1')
     out = Path(out_dir)
     _claim(out, _MARKER, 'SynthLandmarks', False)                  # refuse a folder we did not make, before anything
@@ -360,7 +414,8 @@ def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60
 
 # %% ../nbs/00_data.ipynb #7169be4e
 _SPEC_KEYS = {'landmarks': 'n_landmarks', 'train': 'n_train', 'index': 'n_index', 'test': 'n_test', 'size': 'size',
-              'zipf': 'zipf', 'difficulty': 'difficulty', 'seed': 'seed', 'non_landmark': 'non_landmark'}
+              'zipf': 'zipf', 'difficulty': 'difficulty', 'seed': 'seed', 'non_landmark': 'non_landmark',
+              'patterns': 'patterns'}
 
 def parse_synth_spec(spec:str) -> dict:
     "Settings of a SynthLandmarks spec like `synth:small,seed=3`."
@@ -586,6 +641,7 @@ def synth_cli(out_dir:str,             # where to write the dataset (GLD v2 layo
               zipf:float=1.2,          # Zipf exponent of images per landmark
               difficulty:float=0.5,    # 0 (frontal, clean) .. 1 (hard views)
               seed:int=0,              # random seed: same seed, same files
+              patterns:float=0.,       # rate of shared non-landmark patterns (signs, logos) pasted into images
               workers:int=None,        # worker processes (default: all cores)
               overwrite:bool=False):   # regenerate a SynthLandmarks folder (never a folder it did not make)
     "Generate a SynthLandmarks dataset in Google Landmarks v2 layout."
@@ -594,6 +650,7 @@ def synth_cli(out_dir:str,             # where to write the dataset (GLD v2 layo
               difficulty=difficulty)
     check_synth(dict(_SYNTH_DEFAULTS, **kw), _CLI_NAMES)
     require(workers is None or workers >= 1, '--workers', workers, 'must be >= 1')
-    out = synth_landmarks(out_dir, **kw, seed=seed, workers=workers, overwrite=overwrite)
+    require(0 <= patterns <= 1, '--patterns', patterns, 'a rate in [0, 1]')
+    out = synth_landmarks(out_dir, **kw, seed=seed, patterns=patterns, workers=workers, overwrite=overwrite)
     print(load_gld(out))
 
