@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['IMAGE_EXT', 'EDGE_COLUMNS', 'photo_frame', 'collection_features', 'match_edges', 'pair_weights', 'cluster_graph',
            'pairwise_scores', 'stable_numbers', 'label_votes', 'group_names', 'write_groups', 'pair_candidate',
-           'contact_sheet', 'organize', 'exhaustive_edges', 'baseline_groups', 'graph_figure', 'organize_cli']
+           'contact_sheet', 'organize', 'exhaustive_edges', 'baseline_groups', 'graph_figure', 'organize_cli',
+           'sheet_figure', 'landmark_folds', 'cross_validate']
 
-# %% ../nbs/07c_organize.ipynb #1ecc5b76
+# %% ../nbs/07c_organize.ipynb #bd58ee8c
 import hashlib, html, json, os, shutil
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from .data import atomic_path
 from .delf import extract_features, read_features, stored_ids, mutual_nn
 from .kdtree import Index, build_index
 from .pca import fit_pca
-from .verification import Candidate, search_queries, verify, neighbours_within, ransac_affine
+from .verification import Candidate, search_queries, neighbours_within, ransac_affine
+from .verification import shortlist as vote_shortlist
 from .saliency import saliency
 from .retrieval import match_figure, landmark_votes
 
-# %% ../nbs/07c_organize.ipynb #23e1176a
+# %% ../nbs/07c_organize.ipynb #a39c34e0
 IMAGE_EXT = ('.jpg', '.jpeg', '.png')
 
 def _upright(path:Path, rel:str, cache_dir:Path)->Path:
@@ -58,7 +60,7 @@ def photo_frame(root, # any folder tree of photos
     if not rows: raise ValueError(f"photos={str(root)!r}: no jpg, jpeg or png photos in it")
     return pd.DataFrame(rows, columns=['id', 'path'])
 
-# %% ../nbs/07c_organize.ipynb #6c873fe7
+# %% ../nbs/07c_organize.ipynb #01a08170
 def _tag(settings:dict)->str:
     "A short stable name for a dict of settings."
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -71,7 +73,7 @@ def collection_features(frame:pd.DataFrame, # `photo_frame`'s photos
     out = Path(work_dir) / f"features-{features}-{_tag(extract)}.h5"
     return extract_features(frame[['id', 'path']], out, features=features, progress=progress, **extract)
 
-# %% ../nbs/07c_organize.ipynb #f6bde1e0
+# %% ../nbs/07c_organize.ipynb #10cd4326
 EDGE_COLUMNS = ['a', 'b', 'inliers', 'votes', 'a_area', 'b_area']
 
 def _state(work_dir): return Path(work_dir) / 'edges.json'
@@ -82,17 +84,25 @@ def _collection_index(h5, work_dir, seed):
     pca = fit_pca(h5, Path(work_dir) / f'{Path(h5).stem}-pca.npz', dims=(40, 10), seed=seed) if dim > 40 else None
     return Index.load(build_index(h5, work_dir, kind='kdtree', pca_npz=pca, seed=seed))
 
-def _verified(index, h5, ids, k, max_distance, shortlist, residual, seed):
-    "Yield (query id, its (h, w), its verified candidates) of photos `ids`; RANSAC's threshold: `residual` x longest side."
-    for q, (nb, loc, size) in search_queries(index, h5, k=k, ids=ids, progress=False).items():
+def _verified(index, h5, ids, k, max_distance, shortlist, residual, seed, db_h5=None, seen=None):
+    "Yield (query id, its (h, w), its shortlist verified pair by pair, best first) for photos `ids`."
+    feats = read_features(h5, ids=ids)
+    for q, (nb, loc, size) in search_queries(index, feats, k=k, progress=False).items():
         me = index.number.get(q)
-        yield q, size, verify(neighbours_within(nb, k, max_distance), loc, top=shortlist, exclude=() if me is None else (me,),
-                              residual_threshold=residual * max(size), seed=seed)
+        imgs, votes = vote_shortlist(neighbours_within(nb, k, max_distance), shortlist, exclude=() if me is None else (me,))
+        todo = [(i, v) for i, v in zip(imgs, votes) if seen is None or (index.image_ids[i], q) not in seen]
+        db = read_features(db_h5 or h5, ids=[index.image_ids[i] for i, _ in todo])
+        cs = []
+        for i, v in todo:
+            c = pair_candidate(feats[q], db[index.image_ids[i]], residual, seed=seed)
+            cs.append(c._replace(image=int(i), votes=int(v)))
+            if seen is not None: seen.add((q, index.image_ids[i]))
+        yield q, size, sorted(cs, key=lambda c: (-c.inliers, -c.votes, c.image))
 
-def _query(index, h5, ids, k, max_distance, shortlist, min_inliers, residual, seed):
-    "Edge rows of the verified candidates of photos `ids`."
+def _query(index, h5, ids, k, max_distance, shortlist, min_inliers, residual, seed, seen):
+    "Edge rows of the verified candidates of photos `ids` (a pair verified one way is not verified the other way)."
     rows = []
-    for q, size, cs in _verified(index, h5, ids, k, max_distance, shortlist, residual, seed):
+    for q, size, cs in _verified(index, h5, ids, k, max_distance, shortlist, residual, seed, seen=seen):
         for c in cs:
             if c.inliers < min_inliers: continue
             qa, da = saliency(c, size, index.image_sizes[c.image])
@@ -106,12 +116,12 @@ def match_edges(h5, # the collection's feature store
                 shortlist:int=30, # candidates verified per photo
                 min_inliers:int=6, # candidates with fewer inliers are no edge
                 residual:float=0.02, # RANSAC inlier threshold, a fraction of the query's longest side (20 px at 1000)
-                batch:int=256, # photos queried at a time
+                batch:int=64, # photos queried at a time
                 seed:int=0, progress:bool=True)->Path:
     "Stage: edges.csv (a, b, inliers, votes, a_area, b_area) of every photo of `ids`; photos queried before are not rerun."
     out, state = Path(work_dir) / 'edges.csv', _state(work_dir)
     settings = dict(store=Path(h5).name, k=k, max_distance=max_distance, shortlist=shortlist, min_inliers=min_inliers,
-                    residual=residual, seed=seed)
+                    residual=residual, seed=seed, verify='mutual-nn')
     old = json.loads(state.read_text()) if state.exists() and out.exists() else {}
     same = old.get('settings') == json.loads(json.dumps(settings))
     queried = set(old.get('queried', [])) if same else set()
@@ -119,21 +129,29 @@ def match_edges(h5, # the collection's feature store
     if not todo: return out
     edges = pd.read_csv(out, dtype={'a': str, 'b': str}) if same else pd.DataFrame(columns=EDGE_COLUMNS)
     edges = edges[~edges.a.isin(todo)]  # a run killed after writing edges: its queries run again
-    index, rows = _collection_index(h5, work_dir, seed), []
-    for s in tqdm(range(0, len(todo), batch), desc='match graph', disable=not progress):
-        rows += _query(index, h5, todo[s:s + batch], k, max_distance, shortlist, min_inliers, residual, seed)
+    import torch
+    index, rows, seen = _collection_index(h5, work_dir, seed), [], set()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # pair matching: small matrices, threads only add overhead
+    try:
+        for s in tqdm(range(0, len(todo), batch), desc='match graph', disable=not progress):
+            rows += _query(index, h5, todo[s:s + batch], k, max_distance, shortlist, min_inliers, residual, seed, seen)
+    finally: torch.set_num_threads(threads)
     new = pd.DataFrame(rows, columns=EDGE_COLUMNS)
     with atomic_path(out) as tmp: pd.concat([edges, new] if len(edges) else [new]).to_csv(tmp, index=False)
     run = dict(settings=settings, queried=sorted(queried | set(todo)), last_run=todo)
     with atomic_path(state) as tmp: Path(tmp).write_text(json.dumps(run))
     return out
 
-# %% ../nbs/07c_organize.ipynb #e10fe8b3
-def pair_weights(edges:pd.DataFrame, # match_edges's rows (a, b, inliers, ...), one direction or both
+# %% ../nbs/07c_organize.ipynb #98b21192
+def pair_weights(edges:pd.DataFrame, # match_edges's rows (a, b, inliers[, a_area, b_area]), one direction or both
                  ids=None, # keep only pairs of these photos (default: all)
+                 min_ratio:float=0., # drop edges whose inlier hulls' area ratio (smaller / larger side) is below this
                 )->pd.DataFrame:
-    "Undirected pairs (a < b) with the most inliers either direction found."
-    e = edges[['a', 'b', 'inliers']].astype({'a': str, 'b': str})
+    "Undirected pairs (a < b) with the most inliers either direction found (among edges passing `min_ratio`)."
+    e = edges.astype({'a': str, 'b': str})
+    if min_ratio > 0 and 'a_area' in e:
+        e = e[np.minimum(e.a_area, e.b_area) >= min_ratio * np.maximum(e.a_area, e.b_area).clip(1e-9)]
     if ids is not None: e = e[e.a.isin(set(ids)) & e.b.isin(set(ids))]
     a, b = np.minimum(e.a.values, e.b.values), np.maximum(e.a.values, e.b.values)
     e = pd.DataFrame(dict(a=a, b=b, inliers=e.inliers.values.astype(np.int64)))
@@ -157,12 +175,13 @@ def _components(ids, pairs)->dict:
 
 def cluster_graph(edges:pd.DataFrame, # match_edges's rows
                   ids, # every photo of the collection
-                  min_inliers:int=8, # an edge needs this many inliers ...
+                  min_inliers:int=12, # an edge needs this many inliers ...
                   strong:int=30, # ... and this many, or a triangle (a photo matched by both ends)
+                  min_ratio:float=0., # ... and inlier hulls of similar area on both sides (smaller / larger)
                  )->pd.DataFrame:
     "`id, group, confidence` of every photo: components of the strong or corroborated edges (-1: unassigned)."
     ids = sorted(map(str, ids))
-    w = pair_weights(edges, ids)
+    w = pair_weights(edges, ids, min_ratio)
     w = w[w.inliers >= min_inliers]
     adj = {}
     for a, b in zip(w.a, w.b):
@@ -175,7 +194,7 @@ def cluster_graph(edges:pd.DataFrame, # match_edges's rows
     conf = [round(float(best.get(i, 0) / (best.get(i, 0) + 20.)), 4) if group[i] >= 0 else 0. for i in ids]
     return pd.DataFrame(dict(id=ids, group=[group[i] for i in ids], confidence=conf))
 
-# %% ../nbs/07c_organize.ipynb #aef71326
+# %% ../nbs/07c_organize.ipynb #a3d307f8
 def _pairs(labels)->int:
     "Number of same-label pairs, ignoring label -1 / None."
     s = pd.Series(labels)
@@ -200,7 +219,7 @@ def pairwise_scores(groups:dict, # {photo: group} (-1: unassigned)
     ari = adjusted_rand_score([single(v, i) for i, v in enumerate(g)], [single(v, i) for i, v in enumerate(t)])
     return dict(precision=p, recall=r, f1=2 * p * r / (p + r) if p + r else 0., ari=float(ari))
 
-# %% ../nbs/07c_organize.ipynb #ed714dd3
+# %% ../nbs/07c_organize.ipynb #d5c8c2ae
 def stable_numbers(groups:pd.DataFrame, # `cluster_graph`'s id, group, confidence
                    previous:pd.DataFrame=None, # the previous run's image, group (None: first run)
                   )->pd.DataFrame:
@@ -219,7 +238,7 @@ def stable_numbers(groups:pd.DataFrame, # `cluster_graph`'s id, group, confidenc
         number[c] = nxt; nxt += 1
     return groups.assign(group=[number.get(c, -1) for c in groups.group])
 
-# %% ../nbs/07c_organize.ipynb #79d577e2
+# %% ../nbs/07c_organize.ipynb #599cf9ee
 def label_votes(h5, # the collection's feature store
                 ids, # the photos to vote for
                 labelled, # a labelled photo folder root/<landmark>/<image>
@@ -246,7 +265,7 @@ def label_votes(h5, # the collection's feature store
     labels = np.array([number[name[i]] if i in name else -1 for i in index.image_ids])
     rows = []
     for s in tqdm(range(0, len(todo), 256), desc='naming', disable=not progress):
-        for q, _, cs in _verified(index, h5, todo[s:s + 256], k, max_distance, shortlist, residual, seed):
+        for q, _, cs in _verified(index, h5, todo[s:s + 256], k, max_distance, shortlist, residual, seed, lab_h5):
             v = landmark_votes(cs, labels, min_inliers=min_inliers)
             rows.append((q, None if v is None else names[v[0]], 0. if v is None else round(v[1], 4)))
     votes = pd.concat([votes, pd.DataFrame(rows, columns=['id', 'landmark', 'score'])] if len(votes) else
@@ -265,7 +284,7 @@ def group_names(groups:pd.DataFrame, # id, group (-1 unassigned)
                                                                               ascending=[True, False, True])
     return dict(zip(s.drop_duplicates('group').group, s.drop_duplicates('group').landmark))
 
-# %% ../nbs/07c_organize.ipynb #1d692565
+# %% ../nbs/07c_organize.ipynb #46231e9b
 def _folder(group:int, names:dict)->str:
     "A group's folder name: its landmark when named (with the number if two groups share it), else the number."
     if group < 0: return 'unassigned'
@@ -294,7 +313,7 @@ def write_groups(groups:pd.DataFrame, # id, group, confidence
     with atomic_path(out_dir / 'groups.csv') as tmp: df.to_csv(tmp, index=False)
     return out_dir / 'groups.csv'
 
-# %% ../nbs/07c_organize.ipynb #28492029
+# %% ../nbs/07c_organize.ipynb #067ac78b
 def _thumb(path, out_dir, size)->str:
     "A thumbnail of `path` under out_dir/thumbs (made once), as a path relative to out_dir."
     name = Path('thumbs') / f"{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.jpg"
@@ -328,7 +347,7 @@ def _pair_figure(a, b, paths, h5, out_dir, seed)->str:
         plt.close(fig)
     return name.as_posix()
 
-# %% ../nbs/07c_organize.ipynb #b87934e6
+# %% ../nbs/07c_organize.ipynb #62be4386
 _CSS = """body{font-family:sans-serif;margin:1em;background:#fafafa}section{margin-bottom:2em}
 .sheet{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;width:170px;font-size:11px;word-break:break-all}
 figure img{max-width:160px;max-height:160px;display:block}img.pair{max-width:100%;border:1px solid #ccc}"""
@@ -364,7 +383,7 @@ def contact_sheet(groups:pd.DataFrame, # id, group, confidence
     with atomic_path(out_dir / 'index.html') as tmp: Path(tmp).write_text(page)
     return out_dir / 'index.html'
 
-# %% ../nbs/07c_organize.ipynb #9f246c77
+# %% ../nbs/07c_organize.ipynb #156f474d
 def _extract_settings(features, max_features, image_size, model)->dict:
     "Extraction settings: RootSIFT takes max_features, the DELF backends a model."
     size = image_size or None
@@ -376,9 +395,9 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
              labelled=None, # a labelled photo folder root/<landmark>/<image> that names the groups
              copy:bool=False, # copy photos into OUT/groups instead of linking
              max_features:int=1000, image_size:int=1024, model=None, # extraction settings
-             k:int=10, max_distance:float=0.8, shortlist:int=30, # index search and verification
+             k:int=10, max_distance:float=0.8, shortlist:int=20, # index search and verification
              residual:float=0.02, # RANSAC inlier threshold, a fraction of the query's longest side
-             min_inliers:int=8, strong:int=30, # cluster_graph settings
+             min_inliers:int=12, strong:int=30, min_ratio:float=0.35, # cluster_graph settings (tuned on the dev photos)
              seed:int=0, progress:bool=True)->Path:
     "Stage: group the photos by landmark; returns OUT/groups.csv (OUT/index.html shows the groups)."
     if features not in ('sift', 'delf', 'delf-tfhub'): raise ValueError(f"features={features!r}: expected sift, delf or delf-tfhub")
@@ -389,7 +408,7 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
     h5 = collection_features(frame, work, features, progress, **extract)
     edges = match_edges(h5, list(frame.id), work, k, max_distance, shortlist, residual=residual, seed=seed, progress=progress)
     edges = pd.read_csv(edges, dtype={'a': str, 'b': str})
-    groups = cluster_graph(edges, frame.id, min_inliers, strong)
+    groups = cluster_graph(edges, frame.id, min_inliers, strong, min_ratio)
     prev = out_dir / 'groups.csv'
     groups = stable_numbers(groups, pd.read_csv(prev, dtype={'image': str}) if prev.exists() else None)
     names = None
@@ -401,7 +420,7 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
     contact_sheet(groups, frame, edges, h5, out_dir, names, seed=seed)
     return out
 
-# %% ../nbs/07c_organize.ipynb #f77f11d7
+# %% ../nbs/07c_organize.ipynb #015bcf89
 def exhaustive_edges(h5, # a feature store
                      ids=None, # the photos (default: all in the store)
                      min_inliers:int=4, # pairs with fewer inliers are left out
@@ -425,7 +444,7 @@ def baseline_groups(edges:pd.DataFrame, ids, min_inliers:int=8)->pd.DataFrame:
     "The baseline's grouping: plain connected components of the pairs with >= `min_inliers` inliers."
     return cluster_graph(edges, ids, min_inliers, strong=min_inliers)
 
-# %% ../nbs/07c_organize.ipynb #f6b736a9
+# %% ../nbs/07c_organize.ipynb #ec6ea06f
 def graph_figure(edges:pd.DataFrame, groups:pd.DataFrame, # match_edges's rows; cluster_graph's groups
                  min_inliers:int=8, strong:int=30, # cluster_graph's settings
                  truth:dict=None, # {id: landmark}: when given, each dot is labelled with its landmark
@@ -452,7 +471,7 @@ def graph_figure(edges:pd.DataFrame, groups:pd.DataFrame, # match_edges's rows; 
     ax.axis('off')
     return fig
 
-# %% ../nbs/07c_organize.ipynb #3c505122
+# %% ../nbs/07c_organize.ipynb #a572e42b
 @call_parse
 def organize_cli(photos:str, # a folder (any depth) of jpg/jpeg/png photos
                  out:str=None, # OUT: groups.csv, groups/<group>/, index.html (and work/, the cache)
@@ -462,13 +481,70 @@ def organize_cli(photos:str, # a folder (any depth) of jpg/jpeg/png photos
                  max_features:int=1000, # features per photo (sift)
                  image_size:int=1024, # shrink photos to this longest side (px) before extraction (0: as they are)
                  model:str=None, # DELF checkpoint (.pt) or TF-Hub handle (delf backends)
-                 shortlist:int=30, # candidates verified per photo
-                 min_inliers:int=8, # an edge needs this many inliers ...
-                 strong:int=30, # ... and this many, or a third photo matched by both ends
+                 shortlist:int=20, # candidates verified per photo
+                 min_inliers:int=12, # an edge needs this many inliers ...
+                 strong:int=30, # ... and this many, or a third photo matched by both ends ...
+                 min_ratio:float=0.35, # ... and inlier hulls of similar area in both photos (smaller / larger)
                  seed:int=0):
     "Group photos by landmark: OUT/groups.csv, OUT/groups/<group>/ and a contact sheet OUT/index.html."
     if out is None: raise SystemExit("landmarks organize: missing option --out (see --help)")
     p = organize(photos, out, features=features, labelled=labelled, copy=copy, max_features=max_features,
-                 image_size=image_size, model=model, shortlist=shortlist, min_inliers=min_inliers, strong=strong, seed=seed)
+                 image_size=image_size, model=model, shortlist=shortlist, min_inliers=min_inliers, strong=strong,
+                 min_ratio=min_ratio, seed=seed)
     print(p)
     print(Path(out) / 'index.html')
+
+# %% ../nbs/07c_organize.ipynb #26becf4a
+def sheet_figure(out_dir, # an organized OUT folder
+                 group:int=0, # the group shown
+                 n:int=12, # thumbnails at most
+                )->plt.Figure:
+    "A group's contact sheet from OUT/index.html's files: the best-verified pair above the thumbnails."
+    import re
+    page = (Path(out_dir) / 'index.html').read_text()
+    sec = re.search(rf'<section id="group-{group}">(.*?)</section>', page, re.S)
+    if sec is None: raise ValueError(f"{out_dir}/index.html: no group {group}")
+    pair = re.findall(r'<img class="pair" src="([^"]+)"', sec.group(1))
+    thumbs = re.findall(r'<img src="([^"]+)"', sec.group(1))[:n]
+    cols = 6
+    rows = -(-len(thumbs) // cols)
+    fig = plt.figure(figsize=(9, 4 * bool(pair) + 1.5 * rows))
+    grid = fig.add_gridspec(rows + 2 * bool(pair), cols)
+    if pair:
+        ax = fig.add_subplot(grid[:2, :])
+        ax.imshow(Image.open(Path(out_dir) / pair[0]))
+        ax.axis('off')
+    for j, t in enumerate(thumbs):
+        ax = fig.add_subplot(grid[2 * bool(pair) + j // cols, j % cols])
+        ax.imshow(Image.open(Path(out_dir) / t))
+        ax.axis('off')
+    fig.suptitle(f"group {group}: {len(thumbs)} photos shown", fontsize=9)
+    return fig
+
+# %% ../nbs/07c_organize.ipynb #bf8d3520
+def landmark_folds(truth:dict, # {photo: landmark} (None: a distractor)
+                   folds:int=3, seed:int=0)->list:
+    "`folds` lists of photos; each landmark's photos (and each distractor) in one fold, landmarks dealt at random."
+    rng = np.random.default_rng(seed)
+    lms = sorted({str(v) for v in truth.values() if v is not None})
+    fold_of = {lm: n % folds for n, lm in enumerate(rng.permutation(lms))}
+    loose = sorted(i for i, v in truth.items() if v is None)
+    fold_of.update({('_', i): n % folds for n, i in enumerate(rng.permutation(loose))})
+    out = [[] for _ in range(folds)]
+    for i, v in sorted(truth.items()): out[fold_of[str(v) if v is not None else ('_', i)]].append(i)
+    return out
+
+def cross_validate(edges:pd.DataFrame, # match edges (or the baseline's exhaustive pairs)
+                   truth:dict, # {photo: landmark} (None: a distractor)
+                   grid:list, # settings tried: dicts of cluster_graph's min_inliers and strong
+                   folds:int=3, seed:int=0)->pd.DataFrame:
+    "Per fold: the setting with the best F1 on the other folds, and its scores on the held-out fold's photos."
+    def score(ids, s):
+        g = cluster_graph(edges, ids, **s)
+        return pairwise_scores(dict(zip(g.id, g.group)), {i: truth[i] for i in ids})
+    parts, rows = landmark_folds(truth, folds, seed), []
+    for f, test in enumerate(parts):
+        train = [i for p in parts if p is not test for i in p]
+        best = max(grid, key=lambda s: (score(train, s)['f1'], -s['min_inliers'], -s['strong'], -s.get('min_ratio', 0)))
+        rows.append(dict(fold=f, photos=len(test), **best, **score(test, best)))
+    return pd.DataFrame(rows)
