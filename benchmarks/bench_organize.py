@@ -13,8 +13,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from landmarks.data import dataset_root, load_gld  # noqa: E402
-from landmarks.organize import (photo_frame, collection_features, match_edges, cluster_graph, stable_numbers,  # noqa: E402
-                                write_groups, contact_sheet, organize)
+from landmarks.organize import (photo_frame, collection_features, match_edges, cluster_graph,  # noqa: E402
+                                stable_numbers, write_groups, contact_sheet, organize)
 
 
 def flat_folder(n, data_dir, work):

@@ -8,7 +8,7 @@ __all__ = ['IMAGE_EXT', 'EDGE_COLUMNS', 'photo_frame', 'collection_features', 'm
            'contact_sheet', 'organize', 'exhaustive_edges', 'baseline_groups', 'graph_figure', 'organize_cli',
            'sheet_figure', 'landmark_folds', 'cross_validate']
 
-# %% ../nbs/07c_organize.ipynb #0caa0400
+# %% ../nbs/07c_organize.ipynb #b5d2e9fa
 import hashlib, html, json, os, shutil
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from .verification import shortlist as vote_shortlist
 from .saliency import saliency
 from .retrieval import match_figure, landmark_votes
 
-# %% ../nbs/07c_organize.ipynb #00d24a58
+# %% ../nbs/07c_organize.ipynb #44327e1c
 IMAGE_EXT = ('.jpg', '.jpeg', '.png')
 
 def _upright(path:Path, rel:str, cache_dir:Path)->Path:
@@ -60,7 +60,7 @@ def photo_frame(root, # any folder tree of photos
     if not rows: raise ValueError(f"photos={str(root)!r}: no jpg, jpeg or png photos in it")
     return pd.DataFrame(rows, columns=['id', 'path'])
 
-# %% ../nbs/07c_organize.ipynb #7b85c41f
+# %% ../nbs/07c_organize.ipynb #e8402a18
 def _tag(settings:dict)->str:
     "A short stable name for a dict of settings."
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -73,7 +73,7 @@ def collection_features(frame:pd.DataFrame, # `photo_frame`'s photos
     out = Path(work_dir) / f"features-{features}-{_tag(extract)}.h5"
     return extract_features(frame[['id', 'path']], out, features=features, progress=progress, **extract)
 
-# %% ../nbs/07c_organize.ipynb #25bd7817
+# %% ../nbs/07c_organize.ipynb #737cdf7e
 EDGE_COLUMNS = ['a', 'b', 'inliers', 'votes', 'a_area', 'b_area']
 
 def _state(work_dir): return Path(work_dir) / 'edges.json'
@@ -89,7 +89,8 @@ def _verified(index, h5, ids, k, max_distance, shortlist, residual, seed, db_h5=
     feats = read_features(h5, ids=ids)
     for q, (nb, loc, size) in search_queries(index, feats, k=k, progress=False).items():
         me = index.number.get(q)
-        imgs, votes = vote_shortlist(neighbours_within(nb, k, max_distance), shortlist, exclude=() if me is None else (me,))
+        near = neighbours_within(nb, k, max_distance)
+        imgs, votes = vote_shortlist(near, shortlist, exclude=() if me is None else (me,))
         todo = [(i, v) for i, v in zip(imgs, votes) if seen is None or (index.image_ids[i], q) not in seen]
         db = read_features(db_h5 or h5, ids=[index.image_ids[i] for i, _ in todo])
         cs = []
@@ -118,7 +119,7 @@ def match_edges(h5, # the collection's feature store
                 residual:float=0.02, # RANSAC inlier threshold, a fraction of the query's longest side (20 px at 1000)
                 batch:int=64, # photos queried at a time
                 seed:int=0, progress:bool=True)->Path:
-    "Stage: edges.csv (a, b, inliers, votes, a_area, b_area) of every photo of `ids`; photos queried before are not rerun."
+    "Stage: edges.csv (a, b, inliers, votes, a_area, b_area) of the photos `ids`; photos queried before are not rerun."
     out, state = Path(work_dir) / 'edges.csv', _state(work_dir)
     settings = dict(store=Path(h5).name, k=k, max_distance=max_distance, shortlist=shortlist, min_inliers=min_inliers,
                     residual=residual, seed=seed, verify='mutual-nn')
@@ -143,7 +144,7 @@ def match_edges(h5, # the collection's feature store
     with atomic_path(state) as tmp: Path(tmp).write_text(json.dumps(run))
     return out
 
-# %% ../nbs/07c_organize.ipynb #53a340c1
+# %% ../nbs/07c_organize.ipynb #ee41fe0f
 def pair_weights(edges:pd.DataFrame, # match_edges's rows (a, b, inliers[, a_area, b_area]), one direction or both
                  ids=None, # keep only pairs of these photos (default: all)
                  min_ratio:float=0., # drop edges whose inlier hulls' area ratio (smaller / larger side) is below this
@@ -194,7 +195,7 @@ def cluster_graph(edges:pd.DataFrame, # match_edges's rows
     conf = [round(float(best.get(i, 0) / (best.get(i, 0) + 20.)), 4) if group[i] >= 0 else 0. for i in ids]
     return pd.DataFrame(dict(id=ids, group=[group[i] for i in ids], confidence=conf))
 
-# %% ../nbs/07c_organize.ipynb #12dd0076
+# %% ../nbs/07c_organize.ipynb #5f1bdd0f
 def _pairs(labels)->int:
     "Number of same-label pairs, ignoring label -1 / None."
     s = pd.Series(labels)
@@ -219,7 +220,7 @@ def pairwise_scores(groups:dict, # {photo: group} (-1: unassigned)
     ari = adjusted_rand_score([single(v, i) for i, v in enumerate(g)], [single(v, i) for i, v in enumerate(t)])
     return dict(precision=p, recall=r, f1=2 * p * r / (p + r) if p + r else 0., ari=float(ari))
 
-# %% ../nbs/07c_organize.ipynb #d61259b2
+# %% ../nbs/07c_organize.ipynb #c4c1256f
 def stable_numbers(groups:pd.DataFrame, # `cluster_graph`'s id, group, confidence
                    previous:pd.DataFrame=None, # the previous run's image, group (None: first run)
                   )->pd.DataFrame:
@@ -232,13 +233,16 @@ def stable_numbers(groups:pd.DataFrame, # `cluster_graph`'s id, group, confidenc
     overlap = overlap.sort_values(['n', 'p', 'c'], ascending=[False, True, True])
     number, used = {}, set()
     for c, p in zip(overlap.c, overlap.p):
-        if c not in number and p not in used: number[c] = p; used.add(p)
+        if c not in number and p not in used:
+            number[c] = p
+            used.add(p)
     nxt = max([*prev.values(), -1]) + 1
     for c in sorted(set(g.group) - set(number)):  # clusters come numbered by size: bigger new clusters first
-        number[c] = nxt; nxt += 1
+        number[c] = nxt
+        nxt += 1
     return groups.assign(group=[number.get(c, -1) for c in groups.group])
 
-# %% ../nbs/07c_organize.ipynb #62f0f092
+# %% ../nbs/07c_organize.ipynb #c9fc8944
 def label_votes(h5, # the collection's feature store
                 ids, # the photos to vote for
                 labelled, # a labelled photo folder root/<landmark>/<image>
@@ -252,10 +256,12 @@ def label_votes(h5, # the collection's feature store
     lab_h5 = extract_features(train[['id', 'path']], Path(work_dir) / f"labelled-{features}-{_tag(extract)}.h5",
                               features=features, progress=progress, **extract)
     settings = dict(labelled=str(Path(labelled).resolve()), photos=_tag(sorted(train.id)), store=Path(h5).name, k=k,
-                    max_distance=max_distance, shortlist=shortlist, min_inliers=min_inliers, residual=residual, seed=seed)
+                    max_distance=max_distance, shortlist=shortlist, min_inliers=min_inliers, residual=residual,
+                    seed=seed)
     old = json.loads(state.read_text()) if state.exists() and out.exists() else {}
     same = old.get('settings') == json.loads(json.dumps(settings))
-    votes = pd.read_csv(out, dtype={'id': str, 'landmark': str}) if same else pd.DataFrame(columns=['id', 'landmark', 'score'])
+    empty = pd.DataFrame(columns=['id', 'landmark', 'score'])
+    votes = pd.read_csv(out, dtype={'id': str, 'landmark': str}) if same else empty
     todo = [i for i in ids if i not in set(votes.id)]
     if not todo: return out
     index = _collection_index(lab_h5, work_dir, seed)
@@ -284,7 +290,7 @@ def group_names(groups:pd.DataFrame, # id, group (-1 unassigned)
                                                                               ascending=[True, False, True])
     return dict(zip(s.drop_duplicates('group').group, s.drop_duplicates('group').landmark))
 
-# %% ../nbs/07c_organize.ipynb #6a2f94e4
+# %% ../nbs/07c_organize.ipynb #7a9ef4fe
 def _folder(group:int, names:dict)->str:
     "A group's folder name: its landmark when named (with the number if two groups share it), else the number."
     if group < 0: return 'unassigned'
@@ -313,7 +319,7 @@ def write_groups(groups:pd.DataFrame, # id, group, confidence
     with atomic_path(out_dir / 'groups.csv') as tmp: df.to_csv(tmp, index=False)
     return out_dir / 'groups.csv'
 
-# %% ../nbs/07c_organize.ipynb #48789c2f
+# %% ../nbs/07c_organize.ipynb #fd3c72a6
 def _thumb(path, out_dir, size)->str:
     "A thumbnail of `path` under out_dir/thumbs (made once), as a path relative to out_dir."
     name = Path('thumbs') / f"{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.jpg"
@@ -347,7 +353,7 @@ def _pair_figure(a, b, paths, h5, out_dir, seed)->str:
         plt.close(fig)
     return name.as_posix()
 
-# %% ../nbs/07c_organize.ipynb #39902e1b
+# %% ../nbs/07c_organize.ipynb #3dc8a291
 _CSS = """body{font-family:sans-serif;margin:1em;background:#fafafa}section{margin-bottom:2em}
 .sheet{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;width:170px;font-size:11px;word-break:break-all}
 figure img{max-width:160px;max-height:160px;display:block}img.pair{max-width:100%;border:1px solid #ccc}"""
@@ -374,20 +380,23 @@ def contact_sheet(groups:pd.DataFrame, # id, group, confidence
         members = groups[groups.group == g].sort_values(['confidence', 'id'], ascending=[False, True])
         title = 'Unassigned' if g < 0 else f"Group {g}" + (f": {html.escape(names[g])}" if g in names else '')
         parts.append(f'<section id="group-{g}"><h2>{title} ({len(members)} photos)</h2>')
-        if g in best: parts.append(f'<img class="pair" src="{_pair_figure(*best[g], paths, h5, out_dir, seed)}" alt="best pair">')
+        if g in best:
+            parts.append(f'<img class="pair" src="{_pair_figure(*best[g], paths, h5, out_dir, seed)}" alt="best pair">')
         cells = [f'<figure><a href="{Path(paths[i]).resolve().as_uri()}"><img src="{_thumb(paths[i], out_dir, thumb)}" '
                  f'alt="{html.escape(i)}"></a><figcaption>{html.escape(i)} ({c:.2f})</figcaption></figure>'
                  for i, c in zip(members.id, members.confidence)]
         parts.append('<div class="sheet">' + ''.join(cells) + '</div></section>')
-    page = f'<!doctype html><html><head><meta charset="utf-8"><title>Photo groups</title><style>{_CSS}</style></head><body>{"".join(parts)}</body></html>'
+    head = f'<head><meta charset="utf-8"><title>Photo groups</title><style>{_CSS}</style></head>'
+    page = f'<!doctype html><html>{head}<body>{"".join(parts)}</body></html>'
     with atomic_path(out_dir / 'index.html') as tmp: Path(tmp).write_text(page)
     return out_dir / 'index.html'
 
-# %% ../nbs/07c_organize.ipynb #5a289220
+# %% ../nbs/07c_organize.ipynb #9a033810
 def _extract_settings(features, max_features, image_size, model)->dict:
     "Extraction settings: RootSIFT takes max_features, the DELF backends a model."
     size = image_size or None
-    return dict(max_features=max_features, image_size=size) if features == 'sift' else dict(image_size=size, model=model)
+    if features == 'sift': return dict(max_features=max_features, image_size=size)
+    return dict(image_size=size, model=model)
 
 def organize(photos, # any folder tree of jpg/jpeg/png photos
              out_dir, # OUT: groups.csv, groups/, index.html, work/
@@ -400,13 +409,15 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
              min_inliers:int=12, strong:int=30, min_ratio:float=0.35, # cluster_graph settings (tuned on the dev photos)
              seed:int=0, progress:bool=True)->Path:
     "Stage: group the photos by landmark; returns OUT/groups.csv (OUT/index.html shows the groups)."
-    if features not in ('sift', 'delf', 'delf-tfhub'): raise ValueError(f"features={features!r}: expected sift, delf or delf-tfhub")
+    if features not in ('sift', 'delf', 'delf-tfhub'):
+        raise ValueError(f"features={features!r}: expected sift, delf or delf-tfhub")
     out_dir = Path(out_dir)
     work = out_dir / 'work'
     frame = photo_frame(photos, work / 'oriented', skip=[out_dir])
     extract = _extract_settings(features, max_features, image_size, model)
     h5 = collection_features(frame, work, features, progress, **extract)
-    edges = match_edges(h5, list(frame.id), work, k, max_distance, shortlist, residual=residual, seed=seed, progress=progress)
+    edges = match_edges(h5, list(frame.id), work, k, max_distance, shortlist, residual=residual, seed=seed,
+                        progress=progress)
     edges = pd.read_csv(edges, dtype={'a': str, 'b': str})
     groups = cluster_graph(edges, frame.id, min_inliers, strong, min_ratio)
     prev = out_dir / 'groups.csv'
@@ -420,7 +431,7 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
     contact_sheet(groups, frame, edges, h5, out_dir, names, seed=seed)
     return out
 
-# %% ../nbs/07c_organize.ipynb #1396cd93
+# %% ../nbs/07c_organize.ipynb #6cd57e05
 def exhaustive_edges(h5, # a feature store
                      ids=None, # the photos (default: all in the store)
                      min_inliers:int=4, # pairs with fewer inliers are left out
@@ -444,12 +455,12 @@ def baseline_groups(edges:pd.DataFrame, ids, min_inliers:int=8)->pd.DataFrame:
     "The baseline's grouping: plain connected components of the pairs with >= `min_inliers` inliers."
     return cluster_graph(edges, ids, min_inliers, strong=min_inliers)
 
-# %% ../nbs/07c_organize.ipynb #a7e6dd1b
+# %% ../nbs/07c_organize.ipynb #0d2a07c6
 def graph_figure(edges:pd.DataFrame, groups:pd.DataFrame, # match_edges's rows; cluster_graph's groups
                  min_inliers:int=8, strong:int=30, # cluster_graph's settings
                  truth:dict=None, # {id: landmark}: when given, each dot is labelled with its landmark
                  seed:int=0, title:str='')->plt.Figure:
-    "The match graph: nodes coloured by group, counted edges solid, uncounted ones dashed red."
+    "The match graph: nodes coloured by group, edges within a group solid, the others dashed red."
     import networkx as nx
     w = pair_weights(edges, groups.id)
     w = w[w.inliers >= min_inliers]
@@ -463,15 +474,17 @@ def graph_figure(edges:pd.DataFrame, groups:pd.DataFrame, # match_edges's rows; 
     cmap = plt.get_cmap('tab20')
     colours = [cmap(gid[n] % 20) if gid[n] >= 0 else (0.75, 0.75, 0.75, 1) for n in G.nodes]
     fig, ax = plt.subplots(figsize=(8, 8))
-    nx.draw_networkx_edges(G, pos, edgelist=counted, ax=ax, width=[min(4, 0.5 + G.edges[e]['weight'] / 30) for e in counted])
+    widths = [min(4, 0.5 + G.edges[e]['weight'] / 30) for e in counted]
+    nx.draw_networkx_edges(G, pos, edgelist=counted, ax=ax, width=widths)
     nx.draw_networkx_edges(G, pos, edgelist=other, ax=ax, style='dashed', edge_color='red', width=0.8)
     nx.draw_networkx_nodes(G, pos, ax=ax, node_color=colours, node_size=60)
     if truth: nx.draw_networkx_labels(G, pos, {n: str(truth.get(n) or '')[:12] for n in G.nodes}, ax=ax, font_size=6)
-    ax.set_title(title or f"match graph: {len(G)} photos, {len(counted)} counted and {len(other)} other edges", fontsize=9)
+    default = f"match graph: {len(G)} photos, {len(counted)} edges within groups, {len(other)} others"
+    ax.set_title(title or default, fontsize=9)
     ax.axis('off')
     return fig
 
-# %% ../nbs/07c_organize.ipynb #3b58f90c
+# %% ../nbs/07c_organize.ipynb #e640299c
 @call_parse
 def organize_cli(photos:str, # a folder (any depth) of jpg/jpeg/png photos
                  out:str=None, # OUT: groups.csv, groups/<group>/, index.html (and work/, the cache)
@@ -494,7 +507,7 @@ def organize_cli(photos:str, # a folder (any depth) of jpg/jpeg/png photos
     print(p)
     print(Path(out) / 'index.html')
 
-# %% ../nbs/07c_organize.ipynb #7d33a728
+# %% ../nbs/07c_organize.ipynb #2b7e69cd
 def sheet_figure(out_dir, # an organized OUT folder
                  group:int=0, # the group shown
                  n:int=12, # thumbnails at most
@@ -521,7 +534,7 @@ def sheet_figure(out_dir, # an organized OUT folder
     fig.suptitle(f"group {group}: {len(thumbs)} photos shown", fontsize=9)
     return fig
 
-# %% ../nbs/07c_organize.ipynb #a3ee4eff
+# %% ../nbs/07c_organize.ipynb #fafc75e6
 def landmark_folds(truth:dict, # {photo: landmark} (None: a distractor)
                    folds:int=3, seed:int=0)->list:
     "`folds` lists of photos; each landmark's photos (and each distractor) in one fold, landmarks dealt at random."

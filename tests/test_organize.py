@@ -56,7 +56,8 @@ def test_every_photo_once_and_incremental(photos, caplog):
     assert sum('extracted' in r.getMessage() for r in caplog.records) == 30
     assert (first.group >= 0).sum() >= 10 and first.group.max() >= 1
     assert first.confidence.between(0, 1).all() and (first.confidence[first.group < 0] == 0).all()
-    assert sum(1 for _ in (out / 'groups').rglob('*.jpg')) == 30 and all(p.is_symlink() for p in (out / 'groups').rglob('*.jpg'))
+    linked = list((out / 'groups').rglob('*.jpg'))
+    assert len(linked) == 30 and all(p.is_symlink() for p in linked)
     edges_before = pd.read_csv(out / 'work' / 'edges.csv', dtype={'a': str, 'b': str})
 
     caplog.clear()
@@ -120,16 +121,16 @@ def test_labelled_names_and_copy(photos, tmp_path):
 
 
 def test_bad_input_errors(tmp_path):
-    r = subprocess.run([sys.executable, '-m', 'landmarks.cli', 'organize', str(tmp_path / 'nope'),
-                        '--out', str(tmp_path / 'o')], capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    cmd = [sys.executable, '-m', 'landmarks.cli', 'organize', str(tmp_path / 'nope'), '--out', str(tmp_path / 'o')]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode != 0 and 'nope' in r.stderr.strip().splitlines()[-1]
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(ValueError, match='no jpg'): main(['organize', str(tmp_path / 'empty'), '--out', str(tmp_path / 'o')])
+    with pytest.raises(ValueError, match='no jpg'):
+        main(['organize', str(tmp_path / 'empty'), '--out', str(tmp_path / 'o')])
 
 
 def test_index_html_in_chromium(photos, tmp_path):
-    "The contact sheet opens in headless chromium: every group's section is in the rendered page, and a screenshot is drawn."
+    "index.html opens in headless chromium: every group's section is in the rendered page; a screenshot is drawn."
     d, items, _, _ = photos
     out = d / 'out'
     if not (out / 'index.html').exists():
