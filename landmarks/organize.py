@@ -8,7 +8,7 @@ __all__ = ['IMAGE_EXT', 'EDGE_COLUMNS', 'photo_frame', 'collection_features', 'm
            'contact_sheet', 'organize', 'exhaustive_edges', 'baseline_groups', 'graph_figure', 'organize_cli',
            'sheet_figure', 'landmark_folds', 'cross_validate']
 
-# %% ../nbs/07c_organize.ipynb #b5d2e9fa
+# %% ../nbs/07c_organize.ipynb #b8a9e3ce
 import hashlib, html, json, os, shutil
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from .verification import shortlist as vote_shortlist
 from .saliency import saliency
 from .retrieval import match_figure, landmark_votes
 
-# %% ../nbs/07c_organize.ipynb #44327e1c
+# %% ../nbs/07c_organize.ipynb #1b3718a4
 IMAGE_EXT = ('.jpg', '.jpeg', '.png')
 
 def _upright(path:Path, rel:str, cache_dir:Path)->Path:
@@ -60,7 +60,7 @@ def photo_frame(root, # any folder tree of photos
     if not rows: raise ValueError(f"photos={str(root)!r}: no jpg, jpeg or png photos in it")
     return pd.DataFrame(rows, columns=['id', 'path'])
 
-# %% ../nbs/07c_organize.ipynb #e8402a18
+# %% ../nbs/07c_organize.ipynb #7bdc63b0
 def _tag(settings:dict)->str:
     "A short stable name for a dict of settings."
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -73,7 +73,7 @@ def collection_features(frame:pd.DataFrame, # `photo_frame`'s photos
     out = Path(work_dir) / f"features-{features}-{_tag(extract)}.h5"
     return extract_features(frame[['id', 'path']], out, features=features, progress=progress, **extract)
 
-# %% ../nbs/07c_organize.ipynb #737cdf7e
+# %% ../nbs/07c_organize.ipynb #f8f79fa8
 EDGE_COLUMNS = ['a', 'b', 'inliers', 'votes', 'a_area', 'b_area']
 
 def _state(work_dir): return Path(work_dir) / 'edges.json'
@@ -144,7 +144,7 @@ def match_edges(h5, # the collection's feature store
     with atomic_path(state) as tmp: Path(tmp).write_text(json.dumps(run))
     return out
 
-# %% ../nbs/07c_organize.ipynb #ee41fe0f
+# %% ../nbs/07c_organize.ipynb #7888625e
 def pair_weights(edges:pd.DataFrame, # match_edges's rows (a, b, inliers[, a_area, b_area]), one direction or both
                  ids=None, # keep only pairs of these photos (default: all)
                  min_ratio:float=0., # drop edges whose inlier hulls' area ratio (smaller / larger side) is below this
@@ -195,7 +195,7 @@ def cluster_graph(edges:pd.DataFrame, # match_edges's rows
     conf = [round(float(best.get(i, 0) / (best.get(i, 0) + 20.)), 4) if group[i] >= 0 else 0. for i in ids]
     return pd.DataFrame(dict(id=ids, group=[group[i] for i in ids], confidence=conf))
 
-# %% ../nbs/07c_organize.ipynb #5f1bdd0f
+# %% ../nbs/07c_organize.ipynb #e61ea596
 def _pairs(labels)->int:
     "Number of same-label pairs, ignoring label -1 / None."
     s = pd.Series(labels)
@@ -220,7 +220,7 @@ def pairwise_scores(groups:dict, # {photo: group} (-1: unassigned)
     ari = adjusted_rand_score([single(v, i) for i, v in enumerate(g)], [single(v, i) for i, v in enumerate(t)])
     return dict(precision=p, recall=r, f1=2 * p * r / (p + r) if p + r else 0., ari=float(ari))
 
-# %% ../nbs/07c_organize.ipynb #c4c1256f
+# %% ../nbs/07c_organize.ipynb #a0ec5990
 def stable_numbers(groups:pd.DataFrame, # `cluster_graph`'s id, group, confidence
                    previous:pd.DataFrame=None, # the previous run's image, group (None: first run)
                   )->pd.DataFrame:
@@ -242,7 +242,7 @@ def stable_numbers(groups:pd.DataFrame, # `cluster_graph`'s id, group, confidenc
         nxt += 1
     return groups.assign(group=[number.get(c, -1) for c in groups.group])
 
-# %% ../nbs/07c_organize.ipynb #c9fc8944
+# %% ../nbs/07c_organize.ipynb #69891491
 def label_votes(h5, # the collection's feature store
                 ids, # the photos to vote for
                 labelled, # a labelled photo folder root/<landmark>/<image>
@@ -290,7 +290,7 @@ def group_names(groups:pd.DataFrame, # id, group (-1 unassigned)
                                                                               ascending=[True, False, True])
     return dict(zip(s.drop_duplicates('group').group, s.drop_duplicates('group').landmark))
 
-# %% ../nbs/07c_organize.ipynb #7a9ef4fe
+# %% ../nbs/07c_organize.ipynb #55485313
 def _folder(group:int, names:dict)->str:
     "A group's folder name: its landmark when named (with the number if two groups share it), else the number."
     if group < 0: return 'unassigned'
@@ -319,7 +319,7 @@ def write_groups(groups:pd.DataFrame, # id, group, confidence
     with atomic_path(out_dir / 'groups.csv') as tmp: df.to_csv(tmp, index=False)
     return out_dir / 'groups.csv'
 
-# %% ../nbs/07c_organize.ipynb #fd3c72a6
+# %% ../nbs/07c_organize.ipynb #6392d2ec
 def _thumb(path, out_dir, size)->str:
     "A thumbnail of `path` under out_dir/thumbs (made once), as a path relative to out_dir."
     name = Path('thumbs') / f"{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.jpg"
@@ -353,7 +353,7 @@ def _pair_figure(a, b, paths, h5, out_dir, seed)->str:
         plt.close(fig)
     return name.as_posix()
 
-# %% ../nbs/07c_organize.ipynb #3dc8a291
+# %% ../nbs/07c_organize.ipynb #2e5ec314
 _CSS = """body{font-family:sans-serif;margin:1em;background:#fafafa}section{margin-bottom:2em}
 .sheet{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;width:170px;font-size:11px;word-break:break-all}
 figure img{max-width:160px;max-height:160px;display:block}img.pair{max-width:100%;border:1px solid #ccc}"""
@@ -391,7 +391,7 @@ def contact_sheet(groups:pd.DataFrame, # id, group, confidence
     with atomic_path(out_dir / 'index.html') as tmp: Path(tmp).write_text(page)
     return out_dir / 'index.html'
 
-# %% ../nbs/07c_organize.ipynb #9a033810
+# %% ../nbs/07c_organize.ipynb #f8c89b00
 def _extract_settings(features, max_features, image_size, model)->dict:
     "Extraction settings: RootSIFT takes max_features, the DELF backends a model."
     size = image_size or None
@@ -431,7 +431,7 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
     contact_sheet(groups, frame, edges, h5, out_dir, names, seed=seed)
     return out
 
-# %% ../nbs/07c_organize.ipynb #6cd57e05
+# %% ../nbs/07c_organize.ipynb #c5cb5461
 def exhaustive_edges(h5, # a feature store
                      ids=None, # the photos (default: all in the store)
                      min_inliers:int=4, # pairs with fewer inliers are left out
@@ -455,7 +455,7 @@ def baseline_groups(edges:pd.DataFrame, ids, min_inliers:int=8)->pd.DataFrame:
     "The baseline's grouping: plain connected components of the pairs with >= `min_inliers` inliers."
     return cluster_graph(edges, ids, min_inliers, strong=min_inliers)
 
-# %% ../nbs/07c_organize.ipynb #0d2a07c6
+# %% ../nbs/07c_organize.ipynb #5007f398
 def graph_figure(edges:pd.DataFrame, groups:pd.DataFrame, # match_edges's rows; cluster_graph's groups
                  min_inliers:int=8, strong:int=30, # cluster_graph's settings
                  truth:dict=None, # {id: landmark}: when given, each dot is labelled with its landmark
@@ -484,7 +484,7 @@ def graph_figure(edges:pd.DataFrame, groups:pd.DataFrame, # match_edges's rows; 
     ax.axis('off')
     return fig
 
-# %% ../nbs/07c_organize.ipynb #e640299c
+# %% ../nbs/07c_organize.ipynb #4f5c1a13
 @call_parse
 def organize_cli(photos:str, # a folder (any depth) of jpg/jpeg/png photos
                  out:str=None, # OUT: groups.csv, groups/<group>/, index.html (and work/, the cache)
@@ -507,7 +507,7 @@ def organize_cli(photos:str, # a folder (any depth) of jpg/jpeg/png photos
     print(p)
     print(Path(out) / 'index.html')
 
-# %% ../nbs/07c_organize.ipynb #2b7e69cd
+# %% ../nbs/07c_organize.ipynb #22ed1ba6
 def sheet_figure(out_dir, # an organized OUT folder
                  group:int=0, # the group shown
                  n:int=12, # thumbnails at most
@@ -534,7 +534,7 @@ def sheet_figure(out_dir, # an organized OUT folder
     fig.suptitle(f"group {group}: {len(thumbs)} photos shown", fontsize=9)
     return fig
 
-# %% ../nbs/07c_organize.ipynb #fafc75e6
+# %% ../nbs/07c_organize.ipynb #6ec11f7e
 def landmark_folds(truth:dict, # {photo: landmark} (None: a distractor)
                    folds:int=3, seed:int=0)->list:
     "`folds` lists of photos; each landmark's photos (and each distractor) in one fold, landmarks dealt at random."
