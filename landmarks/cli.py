@@ -19,6 +19,7 @@ COMMANDS = {  # name: (module, function, summary)
     'recognize': ('landmarks.transfer', 'recognize_cli', 'predict landmarks (add --by-retrieval to use retrieval)'),
     'extract': ('landmarks.delf', 'extract_cli', 'extract local features (DELF, TF-Hub DELF, RootSIFT) to HDF5'),
     'retrieve': ('landmarks.retrieval', 'retrieve_cli', 'retrieve index images for queries (Kaggle submission)'),
+    'organize': ('landmarks.organize', 'organize_cli', 'group unlabelled photos by landmark (groups.csv, index.html)'),
     'report': ('landmarks.runner', 'report_cli', 'regenerate the report with papermill for a profile'),
 }
 ROUTES = {  # (command, flag, value or None): where that variant of the command lives, and the flag is consumed

@@ -362,6 +362,18 @@ def _extract_kw(features, max_features, image_size, model) -> dict:
     "The extraction options of the CLIs: RootSIFT takes --max-features, the DELF backends --model."
     return dict(max_features=max_features, image_size=image_size) if features == 'sift' else dict(image_size=image_size, model=model)
 
+def _with_names(out_csv, index_src, data_dir):
+    "Add a `name` column (each predicted landmark's folder name) to a recognition submission made from a photo folder."
+    if str(index_src).endswith('.h5'): return out_csv
+    frame, _ = source_images(index_src, 'train', data_dir)
+    if 'landmark' not in frame: return out_csv  # a GLD-layout dataset: integer ids only
+    names = dict(zip(frame.landmark_id.astype(int), frame.landmark))
+    sub = pd.read_csv(out_csv, dtype=str, keep_default_na=False)
+    sub['name'] = [names.get(int(v.split()[0]), '') if v else '' for v in sub.landmarks]
+    from landmarks.data import atomic_path
+    with atomic_path(out_csv) as tmp: sub.to_csv(tmp, index=False)
+    return out_csv
+
 @call_parse
 def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... spec, feature store (.h5) or photo folder
                  queries:str=None, # query images, the same kinds
@@ -400,4 +412,5 @@ def recognize_by_retrieval_cli(index:str=None, # labelled images: GLD-layout dat
     extract = _extract_kw(features, max_features, image_size, model)
     p = recognize_by_retrieval(index, queries, out, work_dir=work_dir, labels=labels, features=features, index_type=index_type,
                                k=k, max_distance=max_distance, data_dir=data_dir, seed=seed, **extract)
+    p = _with_names(p, index, data_dir)  # photo folders: landmark names beside the integer ids
     print(p)
