@@ -174,22 +174,27 @@ FIGURES = {  # figure file stem: one line saying what to see in it
     'delf_keypoints': 'The DELF features kept on one image, circles sized by their receptive field.',
     'pca_explained_variance': 'Share of the descriptor variance kept by PCA against dimensions, at the '
                               'report\'s 40 and 10.',
-    'saliency_grid': 'Validation mAP@100 over the grid search: saliency thresholds (left), neighbours by distance '
-                     'limit (right).',
+    'saliency_grid': 'Validation mAP@100 over the grid search, one figure per feature set: saliency thresholds '
+                     '(left), neighbours k by distance limit (right, limits are quantiles of measured distances).',
     'table2_map_vs_time': 'Table 2 as a trade-off: mAP@100 against query time; up and to the left is better.',
+    'organize_graph_synth': 'The match graph of a SynthLandmarks photo collection: photos as nodes, verified pairs '
+                            'as edges, coloured by the group `landmarks organize` gives them.',
+    'organize_sheet_synth': 'Contact sheet of one group: its thumbnails and its best verified pair, as in Figure 1.',
     'scale_costs': 'Build time, memory and query time of the out-of-core IVF-PQ index against the number of '
                    'features, with the fitted growth.',
 }
 
 def figure_caption(stem:str) -> str:
     "The caption of figure `stem` (an error for a figure without one, so that every figure gets one)."
-    if stem not in FIGURES: raise KeyError(f'figure {stem}.png has no caption: add one to FIGURES in 09_report')
-    return FIGURES[stem]
+    key = stem if stem in FIGURES else stem.split('-')[0]     # `name-variant` (one per feature set) shares a caption
+    if key not in FIGURES: raise KeyError(f'figure {stem}.png has no caption: add one to FIGURES in 09_report')
+    return FIGURES[key]
 
 def report_figures(out_dir) -> list:
     "The figures under `out_dir/figures`: Figure 1's first, then the others in the order of FIGURES, then any new."
     figs = {f.stem: f for f in sorted((Path(out_dir)/'figures').glob('*.png'))}
-    return [figs[s] for s in [s for s in FIGURES if s in figs] + [s for s in figs if s not in FIGURES]]
+    rank = {s: i for i, s in enumerate(FIGURES)}
+    return [figs[s] for s in sorted(figs, key=lambda s: (rank.get(s, rank.get(s.split('-')[0], len(rank))), s))]
 
 # %% ../nbs/09_report.ipynb #ca21b423
 TABLES = {  # table file stem: (title, caption[, column to show best first]); in this order, then any other table

@@ -83,11 +83,14 @@ DEPENDS = {
     '00_data': [], '00a_download': [], '08_evaluation': [],
     '01_augmentation': ['00_data'], '02_transfer': ['00_data', '01_augmentation', '08_evaluation'],
     '03_delf': ['00_data', '02_transfer'], '04_pca': ['03_delf'],
-    '05_kdtree': ['03_delf', '04_pca'], '06_verification': ['05_kdtree'], '07_saliency': ['06_verification'],
+    '05_kdtree': ['03_delf', '04_pca'], '06_verification': ['05_kdtree'],
+    '07_saliency': ['00_data', '03_delf', '04_pca', '05_kdtree', '06_verification'],
     '07a_retrieval': ['03_delf', '04_pca', '05_kdtree', '06_verification', '07_saliency', '08_evaluation'],
     '07b_ablations': ['00_data', '03_delf', '04_pca', '05_kdtree', '06_verification', '07_saliency',
                       '07a_retrieval', '08_evaluation'],
     '10_scale': ['03_delf', '04_pca', '05_kdtree'],
+    '07c_organize': ['00_data', '03_delf', '05_kdtree', '06_verification', '07_saliency', '07a_retrieval'],
+    '08a_benchmarks': ['00_data', '03_delf', '05_kdtree', '06_verification', '07a_retrieval', '08_evaluation'],
 }
 
 def _code_hash(nb_path) -> str:
