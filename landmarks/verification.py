@@ -80,10 +80,15 @@ def _hypotheses(p, q):
 def _best_inliers(src, dst, samples, thr2):
     "Inlier masks (G,n) of the best hypothesis of G pairs of n matches each (src, dst (G,n,2)), same `samples`."
     A, ok = _hypotheses(src[:, samples], dst[:, samples])  # (G, T, 3, 2)
-    G, n, T = src.shape[0], src.shape[1], len(samples)
-    X = np.concatenate([src, np.ones((G, n, 1))], 2)  # [x, y, 1] @ [L; t] - x': each model's error, (G, n, T)
-    ex = X @ A[..., 0].transpose(0, 2, 1) - dst[..., :1]
-    ey = X @ A[..., 1].transpose(0, 2, 1) - dst[..., 1:]
+    G = len(src)
+    L = np.ascontiguousarray(A.transpose(0, 3, 2, 1))[:, None]  # (G, 1, 2, 3, T): x' = x L00 + y L01 + L02, ...
+    x, y, u, v = src[..., :1], src[..., 1:], dst[..., :1], dst[..., 1:]  # (G, n, 1) each
+    ex = x * L[:, :, 0, 0]  # each model's error on each match (G, n, T), elementwise: K=3 is too small for BLAS
+    ex += y * L[:, :, 0, 1]
+    ex += L[:, :, 0, 2] - u
+    ey = x * L[:, :, 1, 0]
+    ey += y * L[:, :, 1, 1]
+    ey += L[:, :, 1, 2] - v
     r2 = np.square(ex, out=ex)
     r2 += np.square(ey, out=ey)
     inl = r2 < thr2
