@@ -12,7 +12,7 @@ __all__ = ['log', 'FIELDS', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_S
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import json, logging, math, queue, shutil, threading, urllib.parse, uuid, contextlib, os
+import copy, json, logging, math, queue, shutil, threading, urllib.parse, uuid, contextlib, os
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np, pandas as pd, h5py, cv2, torch, torch.nn as nn, torch.nn.functional as F
@@ -432,6 +432,11 @@ def resolve_amp(amp:str, # 'auto' | 'bf16' | 'fp32'
     return ('bf16' if bf16_native(device) else 'fp32') if amp == 'auto' else amp
 
 # %% ../nbs/03_delf.ipynb #c54cd635
+def _inference_body(body:nn.Module, device, dtype, layout) -> nn.Module:
+    "A copy of a DELF trunk for extraction: batch norm folded into the convolutions, in `dtype` and `layout`."
+    from torch.fx.experimental.optimization import fuse
+    return fuse(copy.deepcopy(body).eval()).to(device, dtype=dtype, memory_format=layout)
+
 class DELFExtractor:
     "Multi-scale DELF features of a list of RGB uint8 images."
     def __init__(self, model:DELF, meta:dict=None,
@@ -446,7 +451,9 @@ class DELFExtractor:
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.amp = resolve_amp(amp, self.device)
         self.layout = torch.channels_last if self.amp == 'bf16' else torch.contiguous_format
-        self.model = model.eval().to(self.device, memory_format=self.layout)
+        self.dtype = torch.bfloat16 if self.amp == 'bf16' else torch.float32
+        self.model = model.eval().to(self.device)
+        self.body = _inference_body(model.body, self.device, self.dtype, self.layout)
         self.mean = torch.tensor(meta.get('mean', IMAGENET_MEAN), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(meta.get('std', IMAGENET_STD), device=self.device).view(1, 3, 1, 1)
         self.scales, self.threshold = tuple(map(float, scales)), threshold
@@ -459,10 +466,9 @@ class DELFExtractor:
                              model_settings=meta.get('settings'))   # a retrained model at the same path is another model
 
     def _forward(self, x):
-        "Descriptor map and attention (float32) of a batch of one pyramid level, in the extractor's precision."
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == 'bf16'):
-            f, a = self.model(x.contiguous(memory_format=self.layout))
-        return f, a.float()
+        "Descriptor map (in the extractor's precision) and float32 attention of a batch of one pyramid level."
+        f = self.body(x.to(self.dtype).contiguous(memory_format=self.layout))
+        return f, self.model.attention(f.float())   # scores ranked in float32
 
     def _level(self, x, s, ims, out):
         "Candidates of one pyramid level of same-size images `ims` (indices into `out`), several images per pass."
