@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['ARCHS', 'imagenet_file', 'imagenet_state_dict', 'build_model', 'set_mode', 'auto_batch_size', 'train', 'load_model',
-           'predict', 'as_predictions', 'recognize', 'recognition_row', 'write_table', 'threshold_curve',
-           'plot_thresholds', 'train_cli', 'recognize_cli']
+           'predict', 'as_predictions', 'recognize', 'trained_images', 'clean_accuracy', 'per_image_correct',
+           'paired_bootstrap', 'recognition_row', 'gains', 'write_table', 'threshold_curve', 'plot_thresholds',
+           'train_cli', 'recognize_cli']
 
 # %% ../nbs/02_transfer.ipynb #73622b05
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -299,13 +300,49 @@ def recognize(checkpoint, frame_or_root, out_csv, # the submission to write
     return write_recognition_submission(as_predictions(pred, threshold), out_csv, ids=list(pred.id))
 
 # %% ../nbs/02_transfer.ipynb #744d52cb
-def recognition_row(checkpoint, pred:pd.DataFrame, solution:dict) -> dict:
-    "One row of Table 1 for a trained `checkpoint` and its test predictions."
+def trained_images(checkpoint, gld:GLD) -> pd.DataFrame:
+    "The training images a `train` checkpoint learnt from (its split of `gld.train` without the validation share)."
+    s = torch.load(checkpoint, weights_only=True)['meta']['settings']
+    return train_val_split(gld.train, s['val_frac'], s['seed'], copies_dir=Path(checkpoint).parent/'val_copies')[0]
+
+def clean_accuracy(pred:pd.DataFrame, # `predict`'s answer (eval mode, centre crop: no augmentation)
+                   frame:pd.DataFrame) -> float: # the same images with their true `landmark_id`
+    "Top-1 accuracy of `pred` over the images of `frame`."
+    truth = dict(zip(frame['id'], frame['landmark_id']))
+    return float(np.mean([truth[i] == l for i, l in zip(pred['id'], pred['landmark_id'])])) if len(pred) else float('nan')
+
+def per_image_correct(pred:pd.DataFrame, solution:dict) -> np.ndarray:
+    "1/0 per test image that shows a landmark (sorted by id): is `pred`'s top-1 landmark right?"
+    top = dict(zip(pred['id'], pred['landmark_id']))
+    return np.array([top.get(i) in v for i, v in sorted(solution.items()) if v], np.float64)
+
+def paired_bootstrap(a, b, # per-image scores of two models on the same images
+                     n:int=2000, seed:int=0) -> dict:
+    "Mean of b - a, and its paired bootstrap standard error and 95% interval (images resampled with replacement)."
+    d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    if not len(d): return dict(gain=float('nan'), gain_se=float('nan'), gain_low=float('nan'), gain_high=float('nan'))
+    boot = d[np.random.default_rng(seed).integers(0, len(d), (n, len(d)))].mean(1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return dict(gain=float(d.mean()), gain_se=float(boot.std(ddof=1)), gain_low=float(lo), gain_high=float(hi))
+
+def recognition_row(checkpoint, pred:pd.DataFrame, solution:dict,
+                    train_pred:pd.DataFrame, train_frame:pd.DataFrame) -> dict: # `predict` on `trained_images`
+    "One row of Table 1 for a trained `checkpoint`, its test predictions and a clean pass over its training images."
     meta = torch.load(checkpoint, weights_only=True)['meta']
     p = as_predictions(pred)
     return dict(model=meta['architecture'], mode=meta['mode'], weights=meta['weights'],
-                train_acc=meta['metrics'][-1]['train_acc'], test_acc=accuracy(p, solution),
+                train_acc=clean_accuracy(train_pred, train_frame), test_acc=accuracy(p, solution),
                 gap=global_average_precision(p, solution), minutes=sum(r['seconds'] for r in meta['metrics']) / 60)
+
+def gains(table:pd.DataFrame, correct:list, n:int=2000, seed:int=0) -> pd.DataFrame:
+    "Table 1 with each row's test-accuracy gain over the row above, its paired bootstrap SE and 95% interval."
+    rows = [dict(test_acc_gain=float('nan'), gain_se=float('nan'), gain_low=float('nan'), gain_high=float('nan'))]
+    for a, b in zip(correct, correct[1:]):
+        g = paired_bootstrap(a, b, n, seed)
+        rows.append(dict(test_acc_gain=g['gain'], gain_se=g['gain_se'], gain_low=g['gain_low'], gain_high=g['gain_high']))
+    out = pd.concat([table.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+    out['gain_beyond_se'] = (out.test_acc_gain.abs() > out.gain_se).where(out.gain_se.notna())
+    return out
 
 def write_table(rows:list, out_dir, name:str='recognition', note:str=None) -> Path:
     "Write `rows` to out_dir/tables/NAME.csv and .md (with `note` under the table); return the CSV path."

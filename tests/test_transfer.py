@@ -175,3 +175,23 @@ def test_cli_train_and_recognize(data_dir, tmp_path):
                        capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert 'GAP' in r.stdout and (tmp_path/'sub.csv').exists()
+
+
+def test_table1_train_accuracy_is_a_clean_pass_and_gains_are_paired(frozen, gld):
+    from landmarks.transfer import clean_accuracy, gains, paired_bootstrap, per_image_correct, trained_images
+    _, ck = frozen
+    tr = trained_images(ck, gld)
+    assert set(tr.id) < set(gld.train.id) and len(tr) > len(gld.train) / 2        # the validation share is held out
+    p1, p2 = (predict(ck, tr, batch_size=4, progress=False, threads=1) for _ in range(2))
+    assert clean_accuracy(p1, tr) == clean_accuracy(p2, tr)                       # no augmentation: deterministic
+    assert clean_accuracy(p1, tr) == (p1.landmark_id.values == tr.landmark_id.values).mean()
+    sol, _ = read_solution(gld.recognition_solution, 'recognition')
+    c = per_image_correct(predict(ck, gld.test, progress=False, threads=1), sol)
+    assert len(c) == sum(1 for v in sol.values() if v)
+    rng = __import__('numpy').random.default_rng(0)
+    a, b = rng.random(600) < 0.5, rng.random(600) < 0.6
+    g = paired_bootstrap(a, b, n=3000)
+    d = b.astype(float) - a
+    assert abs(g['gain_se'] - d.std() / len(d) ** 0.5) < 0.1 * g['gain_se']       # the SE of a mean, resampled
+    t = gains(pd.DataFrame(dict(test_acc=[a.mean(), b.mean()])), [a, b])
+    assert pd.isna(t.test_acc_gain[0]) and abs(t.test_acc_gain[1] - d.mean()) < 1e-12 and t.gain_beyond_se[1]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from landmarks.kdtree import Neighbours
-from landmarks.verification import (apply_affine, ransac_affine, shortlist, skimage_ransac, synthetic_matches, verify,
-                                    neighbours_within)
+from landmarks.verification import (apply_affine, ransac_affine, ransac_masks, shortlist, skimage_ransac,
+                                    synthetic_matches, verify, neighbours_within)
 
 
 @settings(max_examples=25, deadline=None)
@@ -65,3 +65,13 @@ def test_verify_ranks_by_inliers_then_votes():
     assert [x.image for x in c] == [2, 9] and c[0].inliers == n and c[1].inliers < 10
     d = np.tile(np.float32([0.1, 0.5, 0.9]), (n, 1))
     assert (neighbours_within(Neighbours(d, img, loc), k=2, max_distance=0.3).images[:, 1] == -1).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.floats(0.2, 1.0)), min_size=1, max_size=12), st.integers(0, 99))
+def test_batch_equals_one_pair_at_a_time(specs, seed):
+    pairs = [synthetic_matches(n, f, seed=i)[:2] for i, (n, f) in enumerate(specs)]
+    batch = ransac_masks(pairs, seed=seed)
+    for (s, d), m in zip(pairs, batch):
+        assert (m == ransac_affine(s, d, seed=seed)[1]).all()
+        assert len(s) >= 3 or not m.any()
