@@ -1,13 +1,15 @@
-"""Cost versus size (chapter 10): the out-of-core IVF-PQ index at 1e6, 1e7, 5e7 features, and extraction on Ray.
+"""Cost versus size (chapter 10): the out-of-core IVF-PQ index at 1e6, 8e6, 5e7 features, and extraction on Ray.
 
-Each index size is built and searched in fresh processes (landmarks.scale.measure_index): build time, peak resident
-memory (ru_maxrss, measured), bytes per feature on disk, query time per 1,000-feature image. Rows are appended to
-benchmarks/results/scale_index.csv as they finish; sizes already there are skipped (--redo to measure again).
+Each index size is built and searched in fresh processes (landmarks.scale.measure_index) with the settings
+landmarks.kdtree.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
+measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
+exact search. Rows are appended to benchmarks/results/scale_index.csv as they finish, with the command that made
+them and the machine's load; sizes already there (for the same --recall) are skipped (--redo to measure again).
 `--extract` times the same images through the single-process engine and through Ray with 1 and 2 workers
 (benchmarks/results/scale_extract.csv). Run heavy sizes niced: `nice -n 10 python benchmarks/bench_scale.py`.
 """
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import argparse, tempfile, time
+import argparse, os, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
 from landmarks.scale import cost_table, measure_extraction
@@ -16,10 +18,13 @@ RESULTS = Path(__file__).resolve().parent / 'results'
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--sizes', default='1e6,1e7,5e7', help='numbers of features, comma-separated')
-    p.add_argument('--nlist', type=int, default=1024)
-    p.add_argument('--m', type=int, default=20)
-    p.add_argument('--nprobe', type=int, default=16)
+    p.add_argument('--sizes', default='1e6,8e6,5e7', help='numbers of features, comma-separated')
+    p.add_argument('--recall', type=float, default=0.8, help='recall@1 aimed at (picks m and nprobe)')
+    p.add_argument('--nlist', type=int, default=None, help='default: chosen by size (index_settings)')
+    p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
+    p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
+    p.add_argument('--recall-queries', type=int, default=200, 
+                   help='query features of each kind checked against exact search')
     p.add_argument('--batch-size', type=int, default=1_000_000)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--query-images', type=int, default=3)
@@ -40,12 +45,18 @@ def main():
     sizes = [int(float(s)) for s in a.sizes.split(',') if s]
     if a.extract: return extract(a)
     with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as work:
-        t = cost_table(sizes, work, csv=csv, nlist=a.nlist, m=a.m, nprobe=a.nprobe, batch_size=a.batch_size,
-                       threads=a.threads, n_images=a.query_images)
+        extra = dict(command=' '.join(['python benchmarks/bench_scale.py'] + sys.argv[1:]),
+                     machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average '
+                             f'{os.getloadavg()[0]:.1f} at start): times are upper bounds',
+                     date=time.strftime('%Y-%m-%d %H:%M'))
+        t = cost_table(sizes, work, csv=csv, extra=extra, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=a.nprobe,
+                       batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
+                       recall_queries=a.recall_queries)
     for r in t.itertuples():
         print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
-              f"({1000 / r.query_s_per_image:8,.0f} query features/s)")
+              f"({1000 / r.query_s_per_image:8,.0f} query features/s), recall@1 {r.recall1_matched:.3f} matched, "
+              f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer})")
 
 def extract(a):
     "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers; append to scale_extract.csv."
