@@ -170,7 +170,8 @@ def test_index_load_mmap_with_on_disk_lists(hnsw_index, tmp_path):
 
 def test_settings_chosen_by_size(hnsw_index):
     src, path = hnsw_index
-    ivf = faiss.extract_index_ivf(load_index(path, nprobe=40))
+    index = load_index(path, nprobe=40)                        # (kept: ivf and q point into it)
+    ivf = faiss.extract_index_ivf(index)
     q = faiss.downcast_index(ivf.quantizer)
     assert isinstance(q, faiss.IndexHNSW) and ivf.nlist == 64 and q.hnsw.efSearch == 80   # the graph keeps 2 nprobe
     s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
