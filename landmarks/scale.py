@@ -702,11 +702,15 @@ def _exact_nn(src, q):
     heap.finalize()
     return heap.I[:, 0]
 
-def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_queries, seed, threads):
+def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_queries, warmup, seed, threads):
     faiss.omp_set_num_threads(threads)
     base = _rss_mb()
     idx, src = load_index(index, nprobe), SynthVectors(n, batch_size=batch_size, seed=seed)
     images, times = [src.queries(features, seed=100 + i) for i in range(n_images)], []
+    t = time.perf_counter()
+    idx.search(src.queries(features, seed=99), k)     # the first image reads its lists from disk (or the page cache)
+    first = time.perf_counter() - t
+    idx.search(src.queries(features * warmup, seed=98), k)   # warm-up: every list mapped in, as in a serving index
     for q in images:
         t = time.perf_counter()
         idx.search(q, k)
@@ -721,7 +725,8 @@ def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_que
     exact_s = time.perf_counter() - t
     found = idx.search(np.concatenate([qr, qm]), 1)[1][:, 0]
     hit = found == exact
-    return dict(query_s_per_image=float(np.median(times)), query_s_per_image_batched=batched, query_base_rss_mb=base,
+    return dict(query_s_per_image=float(np.median(times)), query_s_per_image_batched=batched, query_s_first_image=first,
+                query_base_rss_mb=base,
                 query_peak_rss_mb=peak, recall1_random=float(hit[:len(qr)].mean()),
                 recall1_matched=float(hit[len(qr):].mean()), recall_queries=len(qr), exact_s=exact_s)
 
@@ -734,6 +739,7 @@ def measure_index(n:int, # number of features
                   n_images:int=5, # query images timed (median)
                   features:int=1000, # features per query image
                   recall_queries:int=200, # query features of each kind (matched, random) checked against exact search
+                  warmup:int=5, # query images searched (untimed, after the first) before the timed ones
                   batch_size:int=1_000_000, seed:int=0, threads:int=2, keep:bool=False) -> dict:
     "Build an out-of-core index of `n` synthetic features and search it, each in a fresh process: costs and recall."
     work = Path(work_dir) / f'n{int(n)}'
@@ -743,7 +749,7 @@ def measure_index(n:int, # number of features
                                      threads=threads))
         qr = _run_child('query', dict(index=str(work / 'index.faiss'), n=int(n), batch_size=int(batch_size),
                                       n_images=n_images, features=features, k=k, nprobe=s['nprobe'],
-                                      recall_queries=recall_queries, seed=seed, threads=threads))
+                                      recall_queries=recall_queries, warmup=warmup, seed=seed, threads=threads))
     finally:
         if not keep: shutil.rmtree(work, ignore_errors=True)
     return dict(n=int(n), **b, **qr, bytes_per_feature=b['index_bytes'] / n, batch_size=int(batch_size),
