@@ -1,25 +1,35 @@
-"""Cost versus size (chapter 10): the out-of-core IVF-PQ index at 1e6, 1e7, 5e7 features, and extraction on Ray.
+"""Cost versus size (chapter 10): the out-of-core IVF-PQ index at 1e6, 8e6, 5e7 features, and extraction on Ray.
 
-Each index size is built and searched in fresh processes (landmarks.scale.measure_index): build time, peak resident
-memory (ru_maxrss, measured), bytes per feature on disk, query time per 1,000-feature image. Rows are appended to
-benchmarks/results/scale_index.csv as they finish; sizes already there are skipped (--redo to measure again).
+Each index size is built and searched in fresh processes (landmarks.scale.measure_index) with the settings
+landmarks.kdtree.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
+measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
+exact search. Rows are appended to benchmarks/results/scale_index.csv as they finish, with the command that made
+them and the machine's load; sizes already there (for the same --recall) are skipped (--redo to measure again).
 `--extract` times the same images through the single-process engine and through Ray with 1 and 2 workers
-(benchmarks/results/scale_extract.csv). Run heavy sizes niced: `nice -n 10 python benchmarks/bench_scale.py`.
+(benchmarks/results/scale_extract.csv). `--ray-shards N` builds the index at the first size, splits it in N shards and
+times the same query images on the single index and on N Ray actors (local Ray, or `--address` to join a cluster),
+checking that both give the same neighbours (benchmarks/results/scale_ray.csv).
+Run heavy sizes niced: `nice -n 10 python benchmarks/bench_scale.py`.
 """
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import argparse, tempfile, time
+import argparse, os, sys, tempfile, time
 from pathlib import Path
-import pandas as pd
-from landmarks.scale import cost_table, measure_extraction
+import numpy as np, pandas as pd
+from landmarks.scale import (cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index, load_index,
+                             RayIndex)
+from landmarks.kdtree import index_settings
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--sizes', default='1e6,1e7,5e7', help='numbers of features, comma-separated')
-    p.add_argument('--nlist', type=int, default=1024)
-    p.add_argument('--m', type=int, default=20)
-    p.add_argument('--nprobe', type=int, default=16)
+    p.add_argument('--sizes', default='1e6,8e6,5e7', help='numbers of features, comma-separated')
+    p.add_argument('--recall', type=float, default=0.8, help='recall@1 aimed at (picks m and nprobe)')
+    p.add_argument('--nlist', type=int, default=None, help='default: chosen by size (index_settings)')
+    p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
+    p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
+    p.add_argument('--recall-queries', type=int, default=200, 
+                   help='query features of each kind checked against exact search')
     p.add_argument('--batch-size', type=int, default=1_000_000)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--query-images', type=int, default=3)
@@ -34,18 +44,57 @@ def main():
     p.add_argument('--scales', default=None, help='--extract, delf: comma-separated scales')
     p.add_argument('--shard-size', type=int, default=32, help='--extract: images per shard')
     p.add_argument('--data-dir', default=str(RESULTS.parent.parent / 'data'))
+    p.add_argument('--ray-shards', type=int, default=0, help='time the search split in this many Ray actors')
+    p.add_argument('--address', default=None, help='--ray-shards: a Ray cluster to join (default: a local Ray)')
     a = p.parse_args()
     csv = RESULTS / 'scale_index.csv'
     if a.redo and csv.exists(): csv.unlink()
     sizes = [int(float(s)) for s in a.sizes.split(',') if s]
     if a.extract: return extract(a)
+    if a.ray_shards: return ray_search(a, sizes[0])
     with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as work:
-        t = cost_table(sizes, work, csv=csv, nlist=a.nlist, m=a.m, nprobe=a.nprobe, batch_size=a.batch_size,
-                       threads=a.threads, n_images=a.query_images)
+        extra = dict(command=_command(),
+                     machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average '
+                             f'{os.getloadavg()[0]:.1f} at start): times are upper bounds',
+                     date=time.strftime('%Y-%m-%d %H:%M'))
+        t = cost_table(sizes, work, csv=csv, extra=extra, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=a.nprobe,
+                       batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
+                       recall_queries=a.recall_queries)
     for r in t.itertuples():
         print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
-              f"({1000 / r.query_s_per_image:8,.0f} query features/s)")
+              f"({1000 / r.query_s_per_image:8,.0f} query features/s), recall@1 {r.recall1_matched:.3f} matched, "
+              f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer})")
+
+def _command(): return ' '.join(['python benchmarks/bench_scale.py'] + sys.argv[1:])
+
+def ray_search(a, n):
+    "Time query images on the single out-of-core index and on its shards over Ray actors; append to scale_ray.csv."
+    src, s = SynthVectors(n, batch_size=a.batch_size), index_settings(n, 40, a.recall)
+    images = [src.queries(1000, seed=100 + i) for i in range(a.query_images)]
+    with tempfile.TemporaryDirectory(prefix='bench-ray-', dir=a.work) as work:
+        path = build_ooc_index(src, Path(work) / 'ooc', recall=a.recall)
+        shards = shard_index(Path(work) / 'ooc', a.ray_shards)
+        single, rows = load_index(path, s['nprobe']), []
+        with RayIndex(shards, nprobe=s['nprobe'], address=a.address) as ri:
+            for q in images:
+                t0 = time.perf_counter()
+                D, I = single.search(q, 100)
+                t1 = time.perf_counter()
+                Dr, Ir = ri.search(q, 100)
+                t2 = time.perf_counter()
+                rows.append(dict(single_s=t1 - t0, ray_s=t2 - t1, same_distances=bool(np.allclose(D, Dr, atol=1e-4)),
+                                 same_first=float((I[:, 0] == Ir[:, 0]).mean())))
+            hosts = len({x['host'] for x in ri.shards})
+    r = pd.DataFrame(rows)
+    out = dict(n=n, shards=a.ray_shards, hosts=hosts, address=a.address or 'local', **s,
+               single_s_per_image=r.single_s.median(), ray_s_per_image=r.ray_s.median(),
+               same_distances=bool(r.same_distances.all()), same_first=r.same_first.mean(), command=_command(),
+               machine=f'shared {os.cpu_count()}-core machine, other jobs running',
+               date=time.strftime('%Y-%m-%d %H:%M'))
+    csv = RESULTS / 'scale_ray.csv'
+    pd.concat([pd.read_csv(csv) if csv.exists() else None, pd.DataFrame([out])]).to_csv(csv, index=False)
+    print(out)
 
 def extract(a):
     "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers; append to scale_extract.csv."

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['COST_METRICS', 'GLD_V2', 'plan_shards', 'extract_shards', 'read_manifest', 'shard_paths', 'merge_shards',
            'extract_ray_cli', 'SynthVectors', 'train_ivfpq', 'fill_parts', 'merge_parts', 'load_index',
-           'build_ooc_index', 'search_parts', 'FeatureShards', 'as_index', 'build_shard_index', 'measure_index',
-           'cost_table', 'measure_extraction', 'fit_costs', 'extrapolate', 'plot_costs', 'size_cluster']
+           'build_ooc_index', 'search_parts', 'search_images', 'shard_index', 'RayIndex', 'FeatureShards', 'as_index',
+           'build_shard_index', 'measure_index', 'cost_table', 'measure_extraction', 'fit_costs', 'extrapolate',
+           'plot_costs', 'size_cluster']
 
 # %% ../nbs/10_scale.ipynb #785f4db2
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -15,9 +16,11 @@ from pathlib import Path
 import numpy as np, pandas as pd, h5py, faiss
 import matplotlib.pyplot as plt
 from faiss.contrib.ondisk import merge_ondisk
+from faiss.contrib.clustering import two_level_clustering
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
 from .data import atomic_path
+from .kdtree import index_settings
 
 # %% ../nbs/10_scale.ipynb #7c52e699
 def plan_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or photo folder
@@ -285,6 +288,14 @@ class SynthVectors:
     def queries(self, n:int, seed:int=0):
         "`n` query vectors (a query image's features) from the same distribution."
         return self._make(np.random.default_rng([self.seed, 3, seed]), int(n))
+    def matching(self, n:int, noise:float=0.05, seed:int=0):
+        "`n` stored vectors seen again (noise added, as a matching view sees a point): (queries, the stored ids)."
+        rng = np.random.default_rng([self.seed, 4, seed])
+        bs = rng.choice(self.n_batches, min(4, self.n_batches), replace=False)   # few batches: cheap at any n
+        ids, x = map(np.concatenate, zip(*[self.batch(int(b)) for b in bs]))
+        j = rng.choice(len(ids), min(int(n), len(ids)), replace=False)
+        q = x[j] + noise * rng.standard_normal((len(j), self.d), dtype=np.float32)
+        return q / np.linalg.norm(q, axis=1, keepdims=True), ids[j]
 
 # %% ../nbs/10_scale.ipynb #ca9d4cbf
 def _train_size(nlist): return max(64 * nlist, 256 * 64)  # training vectors: 64 per list, and enough for the PQ
@@ -306,23 +317,44 @@ def _check_settings(out_dir, settings, overwrite):
         with atomic_path(p) as tmp: Path(tmp).write_text(json.dumps(settings, indent=1))
 
 # %% ../nbs/10_scale.ipynb #8c5a92e4
-def train_ivfpq(source, # a vector source (`d`, `sample(n, seed)`)
+def _read(path, flags=0):
+    "Read a faiss index without IVF-PQ's precomputed tables (nlist x m x 256 floats: 0.6 GB at 28,000 lists)."
+    return faiss.read_index(str(path), flags | faiss.IO_FLAG_SKIP_PRECOMPUTE_TABLE)
+
+def _set_ef(index, ef):
+    "Candidates an HNSW coarse quantizer keeps while walking its graph (it returns at least nprobe lists)."
+    q = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    if isinstance(q, faiss.IndexHNSW): q.hnsw.efSearch = int(ef)
+
+def _new_ivfpq(d, s, seed):
+    "An empty IVF-PQ index with settings `s` (index_settings): a flat or an HNSW coarse quantizer."
+    hnsw = s['quantizer'] == 'hnsw'
+    q = faiss.IndexHNSWFlat(d, 32) if hnsw else faiss.IndexFlatL2(d)
+    if hnsw: q.hnsw.efSearch = 64      # candidates kept while walking the graph (at least nprobe are returned)
+    index = faiss.IndexIVFPQ(q, d, s['nlist'], s['m'], s['nbits'])
+    index.cp.seed = index.pq.cp.seed = seed
+    index.cp.niter, index.use_precomputed_table = s['niter'], -1   # no precomputed tables (see _read)
+    return index
+
+def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
                 out_path, # where the trained, empty index goes
-                nlist:int=1024, # inverted lists (coarse centroids)
-                m:int=20, # PQ sub-quantizers = bytes per code
-                nbits:int=8, # bits per sub-quantizer index
+                recall:float=0.8, # recall@1 aimed at (landmarks.kdtree.index_settings)
+                nlist:int=None, m:int=None, nbits:int=None, quantizer:str=None, # None: chosen by size
                 sample:int=None, # training vectors (default: max(64 nlist, 16384))
                 niter:int=20, # k-means iterations of the coarse quantizer
                 seed:int=0, overwrite:bool=False) -> Path:
-    "Train an empty IVF-PQ index on a sample of `source` and write it to `out_path`."
+    "Train an empty IVF-PQ index (settings by size) on a sample of `source` and write it to `out_path`."
     out_path = Path(out_path)
     if out_path.exists() and not overwrite: return out_path
-    if source.d % m: raise ValueError(f"train_ivfpq: parameter m={m} must divide the dimension d={source.d}")
-    x = np.ascontiguousarray(source.sample(sample or _train_size(nlist), seed), dtype=np.float32)
-    if len(x) < nlist: raise ValueError(f"train_ivfpq: {len(x)} training vectors for nlist={nlist}; lower nlist")
-    index = faiss.IndexIVFPQ(faiss.IndexFlatL2(source.d), source.d, nlist, m, nbits)
-    index.cp.seed = index.pq.cp.seed = seed
-    index.cp.niter = niter
+    s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter)
+    x = np.ascontiguousarray(source.sample(sample or _train_size(s['nlist']), seed), dtype=np.float32)
+    if len(x) < s['nlist']:
+        raise ValueError(f"train_ivfpq: {len(x)} training vectors for nlist={s['nlist']}; lower nlist")
+    index = _new_ivfpq(source.d, s, seed)
+    if s['quantizer'] == 'hnsw':   # two-level k-means; the centroids go into the graph, and index.train keeps them
+        nc1 = int(math.sqrt(s['nlist']))
+        centroids, _ = two_level_clustering(x, nc1, s['nlist'], clustering_niter=s['niter'], seed=seed)
+        index.quantizer.add(centroids)
     index.train(x)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp: faiss.write_index(index, str(tmp))
@@ -339,7 +371,8 @@ def fill_parts(trained, # path of the trained, empty index
     for i, p in enumerate(tqdm(parts, desc='index parts', leave=False)):
         if p.exists() and not overwrite: continue
         ids, x = source.batch(i)
-        index = faiss.read_index(str(trained))
+        index = _read(trained)
+        _set_ef(index, 16)   # a short graph walk files each vector (in its nearest list, or one nearly as near)
         index.add_with_ids(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
         del x
         with atomic_path(p) as tmp: faiss.write_index(index, str(tmp))
@@ -359,7 +392,7 @@ def merge_parts(trained, # path of the trained, empty index
     tmp_dir = Path(tempfile.mkdtemp(prefix='.merge-', dir=out_index.parent))
     try:
         ivfdata = tmp_dir / out_index.with_suffix('.ivfdata').name
-        index = faiss.read_index(str(trained))
+        index = _read(trained)
         merge_ondisk(index, [str(p) for p in parts], str(ivfdata))
         faiss.write_index(index, str(tmp_dir / out_index.name))
         del index
@@ -374,8 +407,10 @@ def load_index(path, # an index written by merge_parts (its .ivfdata beside it) 
     "Read a faiss index; on-disk inverted lists are found beside it and memory-mapped."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"load_index: no index at {path}")
-    index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
-    faiss.extract_index_ivf(index).nprobe = nprobe
+    index = _read(path, faiss.IO_FLAG_ONDISK_SAME_DIR)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = nprobe
+    _set_ef(index, max(64, 2 * nprobe))
     return index
 
 # %% ../nbs/10_scale.ipynb #f2be7853
@@ -391,19 +426,23 @@ def _copy_trained(src, dst, d):
 # %% ../nbs/10_scale.ipynb #963fc07e
 def build_ooc_index(source, # a vector source
                     out_dir, # gets trained.index, parts/, index.faiss, index.ivfdata, settings.json
-                    nlist:int=1024, m:int=20, nbits:int=8, sample:int=None, niter:int=20, seed:int=0,
+                    recall:float=0.8, # recall@1 aimed at (landmarks.kdtree.index_settings)
+                    nlist:int=None, m:int=None, nbits:int=None, quantizer:str=None, # None: chosen by size
+                    sample:int=None, niter:int=20, seed:int=0,
                     trained=None, # an already trained, empty index to fill instead of training one
                     keep_parts:bool=True, # keep the parts (for sharded search); else delete after the merge
                     overwrite:bool=False) -> Path:
     "Build an IVF-PQ index with inverted lists on disk, streaming `source` batch by batch; returns the index path."
     out_dir = Path(out_dir)
-    settings = dict(source=repr(source), n=int(source.n), d=int(source.d), nlist=nlist, m=m, nbits=nbits,
-                    sample=sample, niter=niter, seed=seed, trained=str(trained) if trained else None)
+    s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter)
+    settings = dict(source=repr(source), n=int(source.n), d=int(source.d), **s, sample=sample, seed=seed,
+                    trained=str(trained) if trained else None)
     _check_settings(out_dir, settings, overwrite)
     out = out_dir / 'index.faiss'
     if out.exists(): return out
     if trained: trained = _copy_trained(trained, out_dir / 'trained.index', source.d)
-    else: trained = train_ivfpq(source, out_dir / 'trained.index', nlist, m, nbits, sample, niter, seed)
+    else: trained = train_ivfpq(source, out_dir / 'trained.index', recall, s['nlist'], s['m'], s['nbits'],
+                                s['quantizer'], sample, s['niter'], seed)
     parts = fill_parts(trained, source, out_dir / 'parts')
     merge_parts(trained, parts, out)
     if not keep_parts: shutil.rmtree(out_dir / 'parts')
@@ -440,6 +479,85 @@ def _same_answers(D1, I1, D2, I2, eps=1e-4):
         inner = d1 < last - eps  # ids tied with the k-th distance may be any of the tied ones
         if set(i1[inner]) != set(i2[inner]): return False
     return True
+
+# %% ../nbs/10_scale.ipynb #0094ef42
+def search_images(index, # load_index's index, a RayIndex, or anything with .search(x, k)
+                  images:list, # query images: one (n_i, d) array of features each
+                  k:int=100) -> list: # neighbours per feature
+    "The `k` nearest stored features of every feature of many query images, in one search call: [(D, I)] per image."
+    x = np.ascontiguousarray(np.concatenate([np.asarray(q, np.float32).reshape(len(q), -1) for q in images]))
+    D, I = index.search(x, k)
+    cuts = np.cumsum([len(q) for q in images])[:-1]
+    return list(zip(np.split(D, cuts), np.split(I, cuts)))
+
+def _probed_lists(index, x, nprobe):
+    "How many list visits a batch of queries `x` makes, and how many distinct lists it reads."
+    _, lists = faiss.extract_index_ivf(index).quantizer.search(np.ascontiguousarray(x, np.float32), nprobe)
+    return lists.size, len(np.unique(lists[lists >= 0]))
+
+# %% ../nbs/10_scale.ipynb #68068b36
+def shard_index(ooc_dir, # a build_ooc_index folder (parts kept)
+                n_shards:int, # shards (one per Ray actor)
+                overwrite:bool=False) -> list:
+    "Split an out-of-core index into `n_shards` on-disk indexes (runs of its parts); returns their paths."
+    ooc_dir = Path(ooc_dir)
+    parts = sorted((ooc_dir / 'parts').glob('part-*.index'))
+    if not parts: raise FileNotFoundError(f"{ooc_dir / 'parts'}: no parts (build with keep_parts=True)")
+    if not 1 <= int(n_shards) <= len(parts):
+        raise ValueError(f"shard_index: parameter n_shards={n_shards} must lie in 1..{len(parts)} (the parts)")
+    d = ooc_dir / 'shards'
+    d.mkdir(exist_ok=True)
+    groups = np.array_split(np.arange(len(parts)), int(n_shards))
+    names = [d / f'shard-{j:03d}-of-{len(groups):03d}.faiss' for j in range(len(groups))]
+    trained = ooc_dir / 'trained.index'
+    return [merge_parts(trained, [parts[i] for i in g], out, overwrite) for g, out in zip(groups, names)]
+
+# %% ../nbs/10_scale.ipynb #dbd17994
+class _ShardSearcher:
+    "A Ray actor: one shard, memory-mapped, searched on request."
+    def __init__(self, path, nprobe, threads):
+        faiss.omp_set_num_threads(int(threads))
+        self.index, self.path = load_index(path, nprobe), path
+    def info(self): return dict(path=self.path, ntotal=int(self.index.ntotal), d=int(self.index.d),
+                                host=os.uname().nodename, pid=os.getpid())
+    def search(self, x, k, nprobe):
+        faiss.extract_index_ivf(self.index).nprobe = int(nprobe)
+        return self.index.search(x, int(k))
+
+class RayIndex:
+    "An index split in shards over Ray actors (each holds one, memory-mapped); answers merged as one index's."
+    def __init__(self, shards:list, # shard index paths (shard_index), readable where the actors run
+                 nprobe:int=16, # inverted lists visited per query feature
+                 address:str=None, # Ray cluster to join ('auto', 'host:port'); None: a local Ray (or the running one)
+                 cpus_per_shard:float=1, # CPUs Ray reserves for each actor
+                 threads:int=1): # faiss threads of each actor
+        import ray
+        self.started = _ray_session(address, workers=len(shards))
+        actor = ray.remote(_ShardSearcher).options(num_cpus=cpus_per_shard, scheduling_strategy='SPREAD')
+        self.actors = [actor.remote(str(Path(p).resolve()), nprobe, threads) for p in shards]
+        self.shards = ray.get([a.info.remote() for a in self.actors])
+        self.nprobe, self.d, self.ntotal = nprobe, self.shards[0]['d'], sum(s['ntotal'] for s in self.shards)
+
+    def __repr__(self): return f"RayIndex({len(self.shards)} shards, {self.ntotal:,} vectors, nprobe={self.nprobe})"
+
+    def search(self, x, k:int=100, nprobe:int=None):
+        "Distances and ids of the `k` nearest stored vectors of each row of `x`, best first (as faiss `search`)."
+        import ray
+        x = ray.put(np.ascontiguousarray(x, dtype=np.float32))
+        heap = faiss.ResultHeap(ray.get(x).shape[0], int(k))
+        for D, I in ray.get([a.search.remote(x, k, nprobe or self.nprobe) for a in self.actors]):
+            heap.add_result(np.array(D), np.array(I))   # (copies: Ray's arrays are read-only)
+        heap.finalize()
+        return heap.D, heap.I
+
+    def close(self):
+        "Stop the actors (and the local Ray this object started)."
+        import ray
+        for a in self.actors: ray.kill(a)
+        self.actors = []
+        if self.started: ray.shutdown()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
 
 # %% ../nbs/10_scale.ipynb #0d9d05cf
 def _store_paths(stores):
@@ -502,11 +620,6 @@ class FeatureShards:
         return np.concatenate(out)
 
 # %% ../nbs/10_scale.ipynb #3d5bf455
-def _kdtree_settings(n, dim, **kw):
-    "The IVF-PQ settings landmarks.kdtree uses for `n` vectors (nlist ~ 4 sqrt(n), m | dim, nprobe)."
-    from landmarks.kdtree import _ivfpq_settings
-    return _ivfpq_settings(n, dim, **kw)
-
 def as_index(path, # an index built by build_ooc_index from FeatureShards
              nprobe:int=None): # inverted lists visited (default: the build setting)
     "The out-of-core index as a `landmarks.kdtree.Index` (on-disk lists, memory-mapped)."
@@ -535,9 +648,9 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
         ti = faiss.read_index(str(trained))   # kept alive: the IVF below points into it
         t = faiss.downcast_index(faiss.extract_index_ivf(ti))
         nlist, m, nbits = t.nlist, t.pq.M, t.pq.nbits
-    s = _kdtree_settings(src.n, dim, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe)
-    build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], niter=s.get('niter', 20), seed=seed,
-                    trained=trained, overwrite=overwrite)
+    s = index_settings(src.n, dim, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe)
+    build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], quantizer=s['quantizer'],
+                    niter=s['niter'], seed=seed, trained=trained, overwrite=overwrite)
     meta = Path(out_dir) / 'ooc.json'
     if not meta.exists():
         _write_json(meta, dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
@@ -563,12 +676,13 @@ def _run_child(task:str, kw:dict) -> dict:
         raise RuntimeError(f"scale measurement {task}({kw}) failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
     return json.loads(lines[-1][len(_MARK):])
 
-def _child_build(n, out_dir, batch_size, nlist, m, nbits, seed, threads):
+def _child_build(n, out_dir, batch_size, settings, seed, threads):
     faiss.omp_set_num_threads(threads)
-    base = _rss_mb()
+    base, s = _rss_mb(), settings
     src, out_dir = SynthVectors(n, batch_size=batch_size, seed=seed), Path(out_dir)
     t0 = time.perf_counter()
-    trained = train_ivfpq(src, out_dir / 'trained.index', nlist, m, nbits, seed=seed, overwrite=True)
+    trained = train_ivfpq(src, out_dir / 'trained.index', nlist=s['nlist'], m=s['m'], nbits=s['nbits'],
+                          quantizer=s['quantizer'], niter=s['niter'], seed=seed, overwrite=True)
     t1 = time.perf_counter()
     parts = fill_parts(trained, src, out_dir / 'parts', overwrite=True)
     t2 = time.perf_counter()
@@ -578,52 +692,86 @@ def _child_build(n, out_dir, batch_size, nlist, m, nbits, seed, threads):
     return dict(train_s=t1 - t0, fill_s=t2 - t1, merge_s=t3 - t2, build_s=t3 - t0, base_rss_mb=base,
                 peak_rss_mb=_rss_mb(), index_bytes=disk, parts_bytes=sum(p.stat().st_size for p in parts))
 
-def _child_query(index, n, n_images, features, k, nprobe, seed, threads):
+def _exact_nn(src, q):
+    "Ids of the exact nearest stored vector of each query, scanning the source batch by batch."
+    heap = faiss.ResultHeap(len(q), 1)
+    for i in range(src.n_batches):
+        ids, x = src.batch(i)
+        D, I = faiss.knn(q, x, 1)
+        heap.add_result(D, ids[I])
+    heap.finalize()
+    return heap.I[:, 0]
+
+def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_queries, warmup, seed, threads):
     faiss.omp_set_num_threads(threads)
     base = _rss_mb()
-    idx = load_index(index, nprobe)
-    src = SynthVectors(n, seed=seed)
-    times = []
-    for i in range(n_images):
-        q = src.queries(features, seed=100 + i)
-        t = time.perf_counter(); idx.search(q, k); times.append(time.perf_counter() - t)
-    return dict(query_s_per_image=float(np.median(times)), query_base_rss_mb=base, query_peak_rss_mb=_rss_mb())
+    idx, src = load_index(index, nprobe), SynthVectors(n, batch_size=batch_size, seed=seed)
+    images, times = [src.queries(features, seed=100 + i) for i in range(n_images)], []
+    t = time.perf_counter()
+    idx.search(src.queries(features, seed=99), k)     # the first image reads its lists from disk (or the page cache)
+    first = time.perf_counter() - t
+    idx.search(src.queries(features * warmup, seed=98), k)   # warm-up: every list mapped in, as in a serving index
+    for q in images:
+        t = time.perf_counter()
+        idx.search(q, k)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    search_images(idx, images, k)
+    batched = (time.perf_counter() - t) / n_images
+    peak = _rss_mb()
+    qr, (qm, _) = src.queries(recall_queries, seed=7), src.matching(recall_queries, seed=8)
+    t = time.perf_counter()
+    exact = _exact_nn(src, np.concatenate([qr, qm]))
+    exact_s = time.perf_counter() - t
+    found = idx.search(np.concatenate([qr, qm]), 1)[1][:, 0]
+    hit = found == exact
+    return dict(query_s_per_image=float(np.median(times)), query_s_per_image_batched=batched, query_s_first_image=first,
+                query_base_rss_mb=base,
+                query_peak_rss_mb=peak, recall1_random=float(hit[:len(qr)].mean()),
+                recall1_matched=float(hit[len(qr):].mean()), recall_queries=len(qr), exact_s=exact_s)
 
 # %% ../nbs/10_scale.ipynb #b2a264f8
 def measure_index(n:int, # number of features
                   work_dir, # where the index is built (deleted afterwards unless keep)
-                  batch_size:int=1_000_000, nlist:int=1024, m:int=20, nbits:int=8,
-                  nprobe:int=16, k:int=100, # search settings
+                  recall:float=0.8, # recall@1 aimed at: the settings come from index_settings(n, 40, recall)
+                  nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, quantizer:str=None, # None: by size
+                  k:int=100, # neighbours per query feature
                   n_images:int=5, # query images timed (median)
                   features:int=1000, # features per query image
-                  seed:int=0, threads:int=2, keep:bool=False) -> dict:
-    "Build an out-of-core index of `n` synthetic features and search it, each in a fresh process: times, peak memory, bytes."
+                  recall_queries:int=200, # query features of each kind (matched, random) checked against exact search
+                  warmup:int=5, # query images searched (untimed, after the first) before the timed ones
+                  batch_size:int=1_000_000, seed:int=0, threads:int=2, keep:bool=False) -> dict:
+    "Build an out-of-core index of `n` synthetic features and search it, each in a fresh process: costs and recall."
     work = Path(work_dir) / f'n{int(n)}'
+    s = index_settings(int(n), 40, recall, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, quantizer=quantizer)
     try:
-        b = _run_child('build', dict(n=int(n), out_dir=str(work), batch_size=int(batch_size), nlist=nlist, m=m,
-                                     nbits=nbits, seed=seed, threads=threads))
-        qr = _run_child('query', dict(index=str(work / 'index.faiss'), n=int(n), n_images=n_images, features=features,
-                                      k=k, nprobe=nprobe, seed=seed, threads=threads))
+        b = _run_child('build', dict(n=int(n), out_dir=str(work), batch_size=int(batch_size), settings=s, seed=seed,
+                                     threads=threads))
+        qr = _run_child('query', dict(index=str(work / 'index.faiss'), n=int(n), batch_size=int(batch_size),
+                                      n_images=n_images, features=features, k=k, nprobe=s['nprobe'],
+                                      recall_queries=recall_queries, warmup=warmup, seed=seed, threads=threads))
     finally:
         if not keep: shutil.rmtree(work, ignore_errors=True)
-    return dict(n=int(n), **b, **qr, bytes_per_feature=b['index_bytes'] / n, batch_size=int(batch_size), nlist=nlist,
-                m=m, nprobe=nprobe, k=k, threads=threads)
+    return dict(n=int(n), **b, **qr, bytes_per_feature=b['index_bytes'] / n, batch_size=int(batch_size),
+                recall_target=recall, **s, k=k, threads=threads)
 
 # %% ../nbs/10_scale.ipynb #51e3d280
 def cost_table(sizes:list, # numbers of features
                work_dir, # scratch space for the indexes
                csv=None, # if given, rows are appended here as they are measured; sizes already there are skipped
+               extra:dict=None, # columns added to every new row (the command that made it, the machine)
                **kwargs) -> pd.DataFrame: # passed to measure_index
-    "Measure `measure_index` at each size (resuming from `csv`), one row per size."
+    "Measure `measure_index` at each size (resuming from `csv`), one row per size and recall target."
     rows = pd.read_csv(csv).to_dict('records') if csv and Path(csv).exists() else []
-    done = {int(r['n']) for r in rows}
+    recall = kwargs.get('recall', 0.8)
+    done = {int(r['n']) for r in rows if r.get('recall_target', 0.8) == recall}
     for n in tqdm(sizes, desc='cost vs size', leave=False):
         if int(n) in done: continue
-        rows.append(measure_index(n, work_dir, **kwargs))
+        rows.append(dict(measure_index(n, work_dir, **kwargs), **(extra or {})))
         if csv:
             Path(csv).parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(Path(csv)) as tmp: pd.DataFrame(rows).to_csv(tmp, index=False)
-    return pd.DataFrame(rows).sort_values('n').reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(['n', 'recall_target']).reset_index(drop=True)
 
 # %% ../nbs/10_scale.ipynb #0f59907d
 def measure_extraction(images, # as extract_shards
@@ -657,39 +805,43 @@ def measure_extraction(images, # as extract_shards
     return pd.DataFrame(rows)
 
 # %% ../nbs/10_scale.ipynb #7d82a6c2
-COST_METRICS = {'build_s': 'build time (s)', 'peak_rss_mb': 'peak memory of the build (MB)',
-                'index_bytes': 'index on disk (bytes)', 'query_s_per_image': 'query time per 1,000-feature image (s)'}
+COST_METRICS = {'build_s': ('build time (s)', 'n'), 'peak_rss_mb': ('peak memory of the build (MB)', 'n'),
+                'index_bytes': ('index on disk (bytes)', 'n'),
+                'query_s_per_image': ('query time per 1,000-feature image (s)', 'sqrt')}
+_MODELS = {'n': lambda n: n, 'sqrt': np.sqrt}   # the fitted cost is a + b model(n)
 
 def fit_costs(table:pd.DataFrame, # rows of measure_index
               metrics=tuple(COST_METRICS)) -> pd.DataFrame:
-    "Least-squares line `a + b n` for each metric: intercept `a`, slope `b` per feature."
+    "Least squares `a + b n` (or `a + b sqrt(n)` where COST_METRICS says so) per metric: model, intercept, slope."
     if len(table) < 2: raise ValueError(f"fit_costs: need at least 2 sizes, got {len(table)}")
     n = table.n.to_numpy(float)
-    fits = [dict(metric=k, intercept=float(a), slope=float(b)) for k in metrics
-            for b, a in [np.polyfit(n, table[k].to_numpy(float), 1)]]
+    models = {k: COST_METRICS.get(k, (k, 'n'))[1] for k in metrics}
+    fits = [dict(metric=k, model=models[k], intercept=float(a), slope=float(b)) for k in metrics
+            for b, a in [np.polyfit(_MODELS[models[k]](n), table[k].to_numpy(float), 1)]]
     return pd.DataFrame(fits).set_index('metric')
 
 def extrapolate(fits:pd.DataFrame, # from fit_costs
                 sizes) -> pd.DataFrame: # numbers of features
     "The fitted costs at each size (never below zero)."
     sizes = np.asarray(sizes, float)
-    return pd.DataFrame({k: np.maximum(f.intercept + f.slope * sizes, 0) for k, f in fits.iterrows()},
+    return pd.DataFrame({k: np.maximum(f.intercept + f.slope * _MODELS[f.model](sizes), 0) for k, f in fits.iterrows()},
                         index=pd.Index(sizes.astype(np.int64), name='n'))
 
 # %% ../nbs/10_scale.ipynb #8cbcd5d7
 def plot_costs(table:pd.DataFrame, # measured rows (n and the metrics)
                fits:pd.DataFrame, # from fit_costs
-               targets=(2e8, 1e9)): # sizes to extrapolate to
+               targets=(2e8, 7.6e8, 1e9)): # sizes to extrapolate to
     "Measured costs (dots), fitted lines and their extrapolation to `targets` (crosses), on log-log axes."
     fig, axs = plt.subplots(1, len(fits), figsize=(4.2 * len(fits), 3.6))
     ns = np.geomspace(table.n.min(), max(targets), 50)
     ext = extrapolate(fits, ns); at = extrapolate(fits, targets)
     for ax, (k, f) in zip(np.atleast_1d(axs), fits.iterrows()):
-        ax.plot(ext.index, ext[k], '-', color='C0', alpha=.6, label='fit a + b n')
+        label = 'fit a + b n' if f.model == 'n' else f'fit a + b {f.model}(n)'
+        ax.plot(ext.index, ext[k], '-', color='C0', alpha=.6, label=label)
         ax.plot(table.n, table[k], 'o', color='C0', label='measured')
         ax.plot(at.index, at[k], 'x', color='C3', ms=9, mew=2, label='extrapolated')
         for n, v in at[k].items(): ax.annotate(f'{v:.3g}', (n, v), textcoords='offset points', xytext=(-10, 6), fontsize=8)
-        ax.set(xscale='log', yscale='log', xlabel='features in the index', title=COST_METRICS.get(k, k))
+        ax.set(xscale='log', yscale='log', xlabel='features in the index', title=COST_METRICS.get(k, (k,))[0])
         ax.grid(True, which='both', alpha=.3)
     np.atleast_1d(axs)[0].legend(fontsize=8)
     fig.tight_layout()
@@ -701,7 +853,7 @@ GLD_V2 = dict(train=4_132_914, index=761_757, test=117_577)
 def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs)
                  images_per_s:float, # extraction throughput of one worker
                  rate_basis:str='assumed', # where images_per_s comes from
-                 features_per_image:float=262, # ~2e8 index features / 761,757 index images (the report's scale)
+                 features_per_image:float=1000, # DELF keeps up to 1,000 a image: ~7.6e8 for GLD v2's index
                  store_bytes_per_feature:float=176, # DELF 40-D float32 + location, scale, attention
                  hours:float=24, # the time allowed for extraction and for the queries
                  node_memory_gb:float=64, # memory of one search node

@@ -7,8 +7,9 @@ import numpy as np, pandas as pd, pytest, faiss
 from landmarks.data import dataset_root
 from landmarks.delf import extract_features, image_frame
 from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
-                             search_parts, build_shard_index, as_index, _in_memory_index, _same_answers, _same_features,
-                             _ray_session)
+                             search_parts, build_shard_index, as_index, shard_index, RayIndex, search_images,
+                             _in_memory_index, _same_answers, _same_features, _ray_session)
+from landmarks.kdtree import Index, index_settings
 from landmarks.cli import main as cli
 
 SPEC = 'synth:tiny'
@@ -134,6 +135,49 @@ def test_out_of_core_and_sharded_search_answer_as_one_index(tmp_path):
     assert not _same_answers(Do, np.roll(Io, 1, axis=0), D, I)
     assert os.path.getsize(tmp_path / 'ooc' / 'index.ivfdata') == src.n * (8 + 8)  # 60-bit codes and ids live on disk
 
+@pytest.fixture(scope='module')
+def hnsw_index(tmp_path_factory):
+    "A test collection in 5 parts, indexed out of core with an HNSW coarse quantizer."
+    src = SynthVectors(30_000, batch_size=6_000, seed=5)
+    return src, build_ooc_index(src, tmp_path_factory.mktemp('hnsw') / 'ooc', nlist=64, quantizer='hnsw', m=10)
+
+def test_ray_index_answers_as_the_single_index(ray_session, hnsw_index):
+    src, path = hnsw_index
+    q = src.queries(400, seed=9)
+    D, I = load_index(path, nprobe=8).search(q, 20)
+    shards = shard_index(path.parent, 3)                        # 2 + 2 + 1 parts
+    with RayIndex(shards, nprobe=8, cpus_per_shard=0.5) as ri:  # one actor per shard, each memory-mapping its own
+        Dr, Ir = ri.search(q, 20)
+        pids = {s['pid'] for s in ri.shards}
+        assert ri.ntotal == src.n and len(pids) == 3 and os.getpid() not in pids
+        per_image = search_images(ri, [q[:150], q[150:]], k=20)   # many query images in one call
+    assert _same_answers(Dr, Ir, D, I)
+    assert not _same_answers(Dr, np.roll(Ir, 1, axis=0), D, I)
+    assert all(_same_answers(a, b, D[s], I[s]) for (a, b), s in zip(per_image, [slice(0, 150), slice(150, 400)]))
+    assert [load_index(p).ntotal for p in shards] == [12_000, 12_000, 6_000]
+    with pytest.raises(ValueError, match='n_shards=6'): shard_index(path.parent, 6)
+
+def test_index_load_mmap_with_on_disk_lists(hnsw_index, tmp_path):
+    src, path = hnsw_index
+    ix = Index('ivfpq', load_index(path, nprobe=8), ['0'], dict(dim=40, **index_settings(src.n, nprobe=8)))
+    ix.save(tmp_path / 'ix')                                   # faiss writes a reference to the on-disk lists
+    with pytest.raises(FileNotFoundError, match='index.ivfdata, which is not beside it'): Index.load(tmp_path / 'ix')
+    shutil.copy(path.with_suffix('.ivfdata'), tmp_path / 'ix' / 'index.ivfdata')
+    q = src.queries(50, seed=2)
+    for mmap in (True, False):                                 # faiss's IO_FLAG_MMAP used to segfault here
+        back = Index.load(tmp_path / 'ix', mmap=mmap)
+        np.testing.assert_array_equal(back.engine.search(q, 5)[1], ix.engine.search(q, 5)[1])
+
+def test_settings_chosen_by_size(hnsw_index):
+    src, path = hnsw_index
+    index = load_index(path, nprobe=40)                        # (kept: ivf and q point into it)
+    ivf = faiss.extract_index_ivf(index)
+    q = faiss.downcast_index(ivf.quantizer)
+    assert isinstance(q, faiss.IndexHNSW) and ivf.nlist == 64 and q.hnsw.efSearch == 80   # the graph keeps 2 nprobe
+    s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
+    assert s[1]['nlist'] == 2 * s[0]['nlist'] and [x['quantizer'] for x in s] == ['hnsw'] * 3
+    assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat')
+
 def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
     from landmarks.kdtree import build_index, Index
     from landmarks.delf import read_features
@@ -154,8 +198,12 @@ def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_pa
 def test_measured_peak_memory_is_the_childs_own(tmp_path):
     from landmarks.scale import measure_index
     ballast = np.ones(700 * 2**20 // 8)          # 700 MB resident in this (forking) process
-    r = measure_index(20_000, tmp_path, batch_size=10_000, nlist=16, m=8, n_images=1, features=100, threads=1)
+    r = measure_index(20_000, tmp_path, recall=0.5, batch_size=10_000, n_images=1, features=100, recall_queries=20,
+                      threads=1)
     assert 20 < r['base_rss_mb'] <= r['peak_rss_mb'] < 650   # not the parent's 700+ MB
-    assert 8 + 8 <= r['bytes_per_feature'] < 8 + 8 + 4 and r['query_s_per_image'] > 0
+    s = index_settings(20_000, recall=0.5)                    # settings chosen by size (and the recall aimed at)
+    assert {k: r[k] for k in s} == s and s['m'] == 10
+    assert s['m'] + 8 <= r['bytes_per_feature'] < s['m'] + 8 + 8 and r['query_s_per_image'] > 0
+    assert r['recall1_matched'] >= 0.8 and 0 <= r['recall1_random'] <= 1
     assert not (tmp_path / 'n20000').exists()    # the scratch index is removed
     del ballast
