@@ -221,7 +221,7 @@ def test_gld_v2_solution_layout_errors_say_where(tmp_path, text, where):
 
 
 def test_bench_profile_is_declared():
-    from landmarks.report import check_profile, load_profiles, notebook_parameters, profile_params, stages
+    from landmarks.runner import check_profile, load_profiles, notebook_parameters, profile_params, stages
     profs, nbs = load_profiles(), stages()
     check_profile(profs, 'bench', nbs)
     p = profile_params(profs, 'bench', '08a_benchmarks')
