@@ -120,13 +120,18 @@ def test_labelled_names_and_copy(photos, tmp_path):
     assert len(files) == 24 and not any(p.is_symlink() for p in files)   # --copy: real files
 
 
-def test_bad_input_errors(tmp_path):
+def test_bad_input_errors(tmp_path, capsys):
     cmd = [sys.executable, '-m', 'landmarks.cli', 'organize', str(tmp_path / 'nope'), '--out', str(tmp_path / 'o')]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode != 0 and 'nope' in r.stderr.strip().splitlines()[-1]
+    assert 'Traceback' not in r.stderr
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(ValueError, match='no jpg'):
+    with pytest.raises(SystemExit) as e:                       # the command's one-line error, exit status 2
         main(['organize', str(tmp_path / 'empty'), '--out', str(tmp_path / 'o')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and 'no jpg' in err[0]
+    with pytest.raises(ValueError, match='no jpg'):             # --debug: the exception itself
+        main(['organize', str(tmp_path / 'empty'), '--out', str(tmp_path / 'o'), '--debug'])
 
 
 def test_index_html_in_chromium(photos, tmp_path):
