@@ -378,6 +378,24 @@ def plot_thresholds(curves:dict) -> plt.Figure:
     fig.tight_layout(); return fig
 
 # %% ../nbs/02_transfer.ipynb #4850bb08
+def _check_train_options(arch, mode, weights, epochs, image_size, crop_size, batch_size, lr, momentum,
+                         weight_decay, workers, cap):
+    "`landmarks train`'s options checked before any work: one-line errors naming the option."
+    from landmarks.data import require
+    require(arch in ARCHS, '--arch', arch, f'one of {", ".join(ARCHS)}')
+    require(mode in ('finetune', 'frozen'), '--mode', mode, "'finetune' or 'frozen'")
+    require(weights in ('imagenet', 'none') or Path(weights).is_file(), '--weights', weights,
+            "'imagenet', 'none' or an existing checkpoint file")
+    for name, v in (('--epochs', epochs), ('--image_size', image_size), ('--crop_size', crop_size)):
+        require(isinstance(v, int) and v >= 1, name, v, 'an integer >= 1')
+    require(crop_size <= image_size, '--crop_size', crop_size, f'at most --image_size ({image_size})')
+    require(batch_size is None or batch_size >= 1, '--batch_size', batch_size, 'an integer >= 1')
+    require(math.isfinite(lr) and lr > 0, '--lr', lr, 'a number > 0')
+    require(math.isfinite(momentum) and 0 <= momentum < 1, '--momentum', momentum, 'in [0, 1)')
+    require(math.isfinite(weight_decay) and weight_decay >= 0, '--weight_decay', weight_decay, 'a number >= 0')
+    require(workers >= 0, '--workers', workers, 'an integer >= 0')
+    require(math.isfinite(cap) and cap >= 1, '--cap', cap, 'a number >= 1')
+
 @call_parse
 def train_cli(dataset:str,                 # a GLD-layout folder or a SynthLandmarks spec
               out_dir:str,                 # checkpoints go to OUT_DIR/models/<arch>_<mode>/
@@ -389,6 +407,8 @@ def train_cli(dataset:str,                 # a GLD-layout folder or a SynthLandm
               lr:float=0.01, momentum:float=0.9, weight_decay:float=1e-4, seed:int=0,
               workers:int=0, device:str=None, cap:float=10.0, data_dir:str='data', overwrite:bool=False):
     "Train a ResNet recognition model; print the final checkpoint's path."
+    _check_train_options(arch, mode, weights, epochs, image_size, crop_size, batch_size, lr, momentum, weight_decay,
+                         workers, cap)
     print(train(dataset, out_dir, arch, mode, weights, epochs, image_size, crop_size, batch_size, lr, momentum,
                 weight_decay, seed, workers, device, cap=cap, data_dir=data_dir, overwrite=overwrite))
 
@@ -399,6 +419,11 @@ def recognize_cli(checkpoint:str,          # a checkpoint written by `landmarks 
                   threshold:float=0.0,     # no prediction below this confidence
                   batch_size:int=64, workers:int=0, device:str=None, data_dir:str='data', overwrite:bool=False):
     "Predict the landmark of every test image; write the submission; print GAP and accuracy when known."
+    from landmarks.data import require
+    require(Path(checkpoint).is_file(), 'checkpoint', checkpoint, 'an existing checkpoint written by `landmarks train`')
+    require(math.isfinite(threshold) and 0 <= threshold <= 1, '--threshold', threshold, 'a confidence in [0, 1]')
+    require(batch_size >= 1, '--batch_size', batch_size, 'an integer >= 1')
+    require(workers >= 0, '--workers', workers, 'an integer >= 0')
     gld = _as_gld(dataset, data_dir)
     path = recognize(checkpoint, gld.test, out_csv, threshold, overwrite, batch_size=batch_size, workers=workers, device=device, progress=True)
     print(path)

@@ -110,6 +110,29 @@ def test_bad_input_one_line(work, capsys):
     assert sorted(p.name for p in d.iterdir()) == before          # no .partial, no .lock, no output
 
 
+TRAIN_BAD = [  # `landmarks train` / `recognize` options checked before any work
+    (['train', '{d}/ds', '{d}/t', '--arch', 'vgg16'], '--arch'),
+    (['train', '{d}/ds', '{d}/t', '--mode', 'half'], '--mode'),
+    (['train', '{d}/ds', '{d}/t', '--weights', '{d}/missing.pt'], '--weights'),
+    (['train', '{d}/ds', '{d}/t', '--epochs', '0'], '--epochs'),
+    (['train', '{d}/ds', '{d}/t', '--image_size', '64', '--crop_size', '96'], '--crop_size'),
+    (['train', '{d}/ds', '{d}/t', '--lr', '-0.1'], '--lr'),
+    (['train', '{d}/ds', '{d}/t', '--momentum', '1.5'], '--momentum'),
+    (['recognize', '{d}/missing.pt', '{d}/ds', '{d}/sub.csv'], 'checkpoint'),
+]
+
+
+def test_train_and_recognize_check_options(work, capsys):
+    "train and recognize refuse bad options with one line naming the option, and write nothing."
+    d, g, photos = work
+    before = sorted(p.name for p in d.iterdir())
+    for args, name in TRAIN_BAD:
+        code, out, err = run(capsys, *[a.format(d=d) for a in args])
+        one_line_error(code, err)
+        assert name in err, (args, err)
+    assert sorted(p.name for p in d.iterdir()) == before
+
+
 def test_bad_input_console(work):
     "The same through the console entry: `retrieve --k 0`."
     d, g, photos = work
