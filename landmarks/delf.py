@@ -512,6 +512,7 @@ class DELFExtractor:
                  device=None,               # 'cpu', 'cuda' (default: cuda when available)
                  max_pixels:int=2**22,      # input pixels per forward pass (images of one level are batched)
                  amp:str='auto',            # 'bf16': bfloat16 autocast, channels-last; 'fp32'; 'auto': bf16 if native
+                 max_side:int=1024,         # larger images are shrunk to this longest side before the pyramid
                 ):
         meta = meta or {}
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -523,12 +524,13 @@ class DELFExtractor:
         self.mean = torch.tensor(meta.get('mean', IMAGENET_MEAN), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(meta.get('std', IMAGENET_STD), device=self.device).view(1, 3, 1, 1)
         self.scales, self.threshold = tuple(map(float, scales)), threshold
-        self.max_features, self.max_pixels = max_features, max_pixels
+        self.max_features, self.max_pixels, self.max_side = max_features, max_pixels, int(max_side)
         ck = meta.get('checkpoint')
         self.settings = dict(backend='delf', model=str(Path(ck).resolve()) if ck else None, arch=meta.get('arch'),
                              scales=list(self.scales), threshold=float(threshold), max_features=int(max_features),
                              dims=int(model.dim), geometry=model.geometry, scale_of='pyramid level',
                              attention='softplus score', amp=self.amp,  # bf16 features are other features
+                             max_side=self.max_side,    # bounds the 2.0 level: memory stays bounded whatever the photo
                              model_settings=meta.get('settings'))   # a retrained model at the same path is another model
 
     def _forward(self, x):
@@ -555,8 +557,17 @@ class DELFExtractor:
                 out[ims[j + b]].append((loc, np.full(len(sel), s, np.float32),
                                         f[b].flatten(1)[:, sel].T.float().cpu().numpy(), att[sel].cpu().numpy()))
 
+    def _shrink(self, im:np.ndarray) -> np.ndarray:
+        "`im` with its longest side at most `max_side` (area interpolation), as the official DELF bounds its input."
+        k = self.max_side / max(im.shape[:2])
+        if k >= 1: return im
+        size = (max(1, round(im.shape[1] * k)), max(1, round(im.shape[0] * k)))
+        return cv2.resize(im, size, interpolation=cv2.INTER_AREA)
+
     @torch.no_grad()
     def __call__(self, images:list) -> list:
+        full = [im.shape[:2] for im in images]
+        images = [self._shrink(im) for im in images]
         out, groups = [[] for _ in images], {}
         for i, im in enumerate(images): groups.setdefault(im.shape, []).append(i)
         for shape, ims in groups.items():
@@ -564,8 +575,9 @@ class DELFExtractor:
             x = (x - self.mean) / self.std
             for s in self.scales: self._level(x, s, ims, out)
         res = []
-        for parts in out:
+        for parts, im, hw in zip(out, images, full):
             loc, sc, d, att = (np.concatenate(p) for p in zip(*parts))
+            if im.shape[:2] != hw: loc = _to_original(loc, im.shape[:2], hw)   # in the pixels of the image given
             o = np.argsort(-att, kind='stable')[:self.max_features]
             res.append(dict(locations=loc[o].astype(np.float32), scales=sc[o], descriptors=d[o], attention=att[o]))
         return res

@@ -294,3 +294,22 @@ def test_killed_extract_leaves_no_loader(tmp_path):
     t = time.monotonic()
     while any(_alive(k) for k in kids) and time.monotonic() - t < 4: time.sleep(0.05)   # torch's own check: 5 s
     assert not any(_alive(k) for k in kids), [k for k in kids if _alive(k)]
+
+
+def test_delf_input_bounded_by_max_side():
+    "A photo larger than max_side is shrunk before the pyramid (memory bound); keypoints stay in its own pixels."
+    import torch
+    from landmarks.delf import DELF, DELFExtractor, demo_image
+    torch.manual_seed(0)
+    model = DELF('resnet18')
+    im = np.ascontiguousarray(demo_image(512)[:, :384])                          # 512 x 384
+    small = DELFExtractor(model, scales=[1.0], max_side=128, amp='fp32')
+    big = DELFExtractor(model, scales=[1.0], max_side=4096, amp='fp32')
+    assert small.settings['max_side'] == 128 and big.settings['max_side'] == 4096   # another bound, another store
+    assert small._shrink(im).shape[:2] == (128, 96)
+    f_small, f_big = small([im])[0], big([im])[0]
+    assert 0 < len(f_small['locations']) < len(f_big['locations'])               # fewer cells: the image was shrunk
+    for f in (f_small, f_big):
+        loc = f['locations']
+        assert (loc >= -1).all() and (loc[:, 0] <= im.shape[0]).all() and (loc[:, 1] <= im.shape[1]).all()
+    assert f_small['locations'][:, 1].max() > im.shape[1] / 2                   # spread over the whole image
