@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MAX_SIDE', 'log', 'FIELDS', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'AMP_MODES', 'demo_image',
-           'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'image_frame', 'read_image', 'stored_ids',
+           'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'image_frame', 'shrink', 'read_image', 'stored_ids',
            'feature_settings', 'skipped_csv', 'extract_features', 'read_features', 'make_extractor', 'receptive_field',
            'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp', 'DELFExtractor', 'feature_agreement',
            'traced_centre', 'load_delf', 'train_delf', 'attention_figure', 'keypoints_figure', 'TFHubDELF',
@@ -173,6 +173,14 @@ def _to_rgb(im:Image.Image) -> np.ndarray:
         return np.asarray(Image.alpha_composite(white, rgba).convert('RGB'))
     return np.asarray(im.convert('RGB'))
 
+def shrink(a:np.ndarray, # an image
+           max_side:int=None, # the longest side allowed (px); None: any
+          ) -> np.ndarray:
+    "`a` resized (area interpolation) so that its longest side is at most `max_side`; `a` itself when it fits."
+    if not max_side or max(a.shape[:2]) <= max_side: return a
+    k = max_side / max(a.shape[:2])
+    return cv2.resize(a, (max(1, round(a.shape[1]*k)), max(1, round(a.shape[0]*k))), interpolation=cv2.INTER_AREA)
+
 def read_image(path, # image file
                max_side:int=None, # shrink so the longest side is at most this (px); None: as it is
                with_size:bool=False, # also return the original (h, w)
@@ -186,9 +194,7 @@ def read_image(path, # image file
             a = _to_rgb(im)
     except Exception as e: raise ValueError(f"{path}: cannot read the image ({type(e).__name__}: {e})") from None
     if not a.size: raise ValueError(f"{path}: cannot read the image (it has no pixels)")
-    if max_side and max(a.shape[:2]) > max_side:
-        k = max_side / max(a.shape[:2])
-        a = cv2.resize(a, (max(1, round(a.shape[1]*k)), max(1, round(a.shape[0]*k))), interpolation=cv2.INTER_AREA)
+    a = shrink(a, max_side)
     return (a, (h, w)) if with_size else a
 
 def _die_with_parent(parent:int, worker_id:int=0):
@@ -557,17 +563,10 @@ class DELFExtractor:
                 out[ims[j + b]].append((loc, np.full(len(sel), s, np.float32),
                                         f[b].flatten(1)[:, sel].T.float().cpu().numpy(), att[sel].cpu().numpy()))
 
-    def _shrink(self, im:np.ndarray) -> np.ndarray:
-        "`im` with its longest side at most `max_side` (area interpolation), as the official DELF bounds its input."
-        k = self.max_side / max(im.shape[:2])
-        if k >= 1: return im
-        size = (max(1, round(im.shape[1] * k)), max(1, round(im.shape[0] * k)))
-        return cv2.resize(im, size, interpolation=cv2.INTER_AREA)
-
     @torch.no_grad()
     def __call__(self, images:list) -> list:
         full = [im.shape[:2] for im in images]
-        images = [self._shrink(im) for im in images]
+        images = [shrink(im, self.max_side) for im in images]   # as the official DELF bounds its input
         out, groups = [[] for _ in images], {}
         for i, im in enumerate(images): groups.setdefault(im.shape, []).append(i)
         for shape, ims in groups.items():

@@ -299,14 +299,14 @@ def test_killed_extract_leaves_no_loader(tmp_path):
 def test_delf_input_bounded_by_max_side():
     "A photo larger than max_side is shrunk before the pyramid (memory bound); keypoints stay in its own pixels."
     import torch
-    from landmarks.delf import DELF, DELFExtractor, demo_image
+    from landmarks.delf import DELF, DELFExtractor, demo_image, shrink
     torch.manual_seed(0)
     model = DELF('resnet18')
     im = np.ascontiguousarray(demo_image(512)[:, :384])                          # 512 x 384
     small = DELFExtractor(model, scales=[1.0], max_side=128, amp='fp32')
     big = DELFExtractor(model, scales=[1.0], max_side=4096, amp='fp32')
     assert small.settings['max_side'] == 128 and big.settings['max_side'] == 4096   # another bound, another store
-    assert small._shrink(im).shape[:2] == (128, 96)
+    assert shrink(im, small.max_side).shape[:2] == (128, 96)
     f_small, f_big = small([im])[0], big([im])[0]
     assert 0 < len(f_small['locations']) < len(f_big['locations'])               # fewer cells: the image was shrunk
     for f in (f_small, f_big):
