@@ -107,7 +107,8 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     gld = load_gld(root)
     if gld.retrieval_solution is None:
         raise ValueError(f'{root}: no retrieval_solution.csv, Table 2 needs ground truth')
-    solution, _ = read_solution(gld.retrieval_solution, task='retrieval')
+    solution, usage = read_solution(gld.retrieval_solution, task='retrieval')
+    solution = {q: s for q, s in solution.items() if usage[q] != 'Ignored'}      # non-landmark queries are not scored
     qids = sorted(solution)
     score = lambda ranks: mean_average_precision({q: ranks.get(q, []) for q in qids}, solution, k=top)
     out_rows, cache = [], {}

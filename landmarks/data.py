@@ -315,9 +315,9 @@ def _write_csvs(root, plan, p):
     save(pd.DataFrame({'id': te.id.values, 'landmarks': [str(l) if l >= 0 else '' for l in te.landmark_id],
                        'Usage': usage}), 'recognition_solution.csv')
     by_lm = ix[ix.landmark_id >= 0].groupby('landmark_id').id.apply(lambda s: ' '.join(sorted(s)))
-    q = te.assign(Usage=usage)[te.landmark_id.values >= 0]
-    save(pd.DataFrame({'id': q.id.values, 'images': [by_lm[l] for l in q.landmark_id], 'Usage': q.Usage.values}),
-         'retrieval_solution.csv')
+    lm = te.landmark_id.values >= 0          # non-landmark queries: 'None', Ignored (as GLD v2.1's retrieval solution)
+    save(pd.DataFrame({'id': te.id.values, 'images': [by_lm[l] if l >= 0 else 'None' for l in te.landmark_id],
+                       'Usage': np.where(lm, usage, 'Ignored')}), 'retrieval_solution.csv')
 
 # %% ../nbs/00_data.ipynb #ce30d164
 def require(ok:bool, # the condition the value must meet
@@ -362,6 +362,11 @@ def _claim(path:Path, marker:str, what:str, overwrite:bool):
 
 
 # %% ../nbs/00_data.ipynb #9deb7baa
+def _lines(path) -> int:
+    "Lines of a text file."
+    with open(path, 'rb') as f:
+        return sum(1 for _ in f)
+
 def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60, n_test:int=40, size:int=256,
                     zipf:float=1.2, difficulty:float=0.5, non_landmark:float=0.25, index_clutter:float=0.1,
                     seed:int=0, patterns:float=0., workers:int=None, overwrite:bool=False, progress:bool=True) -> Path:
@@ -384,6 +389,8 @@ def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60
             have = json.loads(done.read_text())
             if have != p: raise FileExistsError(f'{out} holds SynthLandmarks made with other settings ({done}); '
                                                 'pass overwrite=True or choose another out_dir')
+            if _lines(out/'retrieval_solution.csv') != _lines(out/'test.csv'):   # CSVs of an older version:
+                _write_csvs(out, _plan(p), p)                                     # rewritten, the images kept
             return out
         _claim(out, _MARKER, 'SynthLandmarks', overwrite)
         part = out.parent/f'{out.name}.partial'                    # resumable: images already there are kept

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['ARCHS', 'imagenet_file', 'imagenet_state_dict', 'build_model', 'set_mode', 'auto_batch_size', 'train', 'load_model',
-           'predict', 'as_predictions', 'recognize', 'trained_images', 'clean_accuracy', 'per_image_correct',
-           'paired_bootstrap', 'recognition_row', 'gains', 'write_table', 'threshold_curve', 'plot_thresholds',
-           'train_cli', 'recognize_cli']
+           'choose_source_epochs', 'predict', 'as_predictions', 'recognize', 'trained_images', 'clean_accuracy',
+           'per_image_correct', 'paired_bootstrap', 'recognition_row', 'gains', 'write_table', 'threshold_curve',
+           'plot_thresholds', 'train_cli', 'recognize_cli']
 
 # %% ../nbs/02_transfer.ipynb #73622b05
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -262,6 +262,22 @@ def load_model(checkpoint, # a checkpoint written by `train`
     model = torchvision.models.get_model(meta['architecture'], weights=None, num_classes=meta['n_classes'])
     model.load_state_dict(ck['state_dict'])
     return model.to(device).eval(), meta
+
+# %% ../nbs/02_transfer.ipynb #f6a56c3f
+def choose_source_epochs(results, # bench_pretrain.py's CSV (or frame): source_epochs, val_acc, n_val...
+                        ) -> tuple: # (chosen epochs, per-schedule frame: mean, se, within)
+    "The shortest stand-in schedule whose mean validation accuracy (Table 1's runs) is within one SE of the best."
+    df = results if isinstance(results, pd.DataFrame) else pd.read_csv(results)
+    missing = {'source_epochs', 'val_acc', 'n_val'} - set(df.columns)
+    if missing:
+        raise ValueError(f"{results}: no column(s) {sorted(missing)} (bench_pretrain.py writes them)")
+    var = df.val_acc * (1 - df.val_acc) / df.n_val.clip(lower=1)
+    g = df.assign(var=var).groupby('source_epochs').agg(mean=('val_acc', 'mean'), var=('var', 'sum'),
+                                                        runs=('val_acc', 'size'))
+    g['se'] = np.sqrt(g['var']) / g['runs']
+    best = g['mean'].idxmax()
+    g['within'] = g['mean'] >= g.loc[best, 'mean'] - g.loc[best, 'se']
+    return int(g.index[g['within']].min()), g.drop(columns='var').reset_index()
 
 # %% ../nbs/02_transfer.ipynb #a21c3019
 def _test_frame(frame_or_root, data_dir='../data') -> pd.DataFrame:

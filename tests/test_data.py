@@ -58,9 +58,11 @@ def test_synth_cli_layout(synth50):
     assert (rec.landmarks == '').any(), 'no non-landmark test image'
     assert set(rec.Usage) == {'Public', 'Private'}
     for i in rec.id: assert image_path(root, 'test', i).exists()
-    for s in g.retrieval_solution.images:
+    ret = g.retrieval_solution
+    for s in ret.images[ret.Usage != 'Ignored']:
         for i in s.split(): assert image_path(root, 'index', i).exists()
-    assert set(g.retrieval_solution.id) <= set(g.test.id)
+    assert list(ret.id) == list(rec.id)                   # every test image, as GLD v2.1's retrieval solution
+    assert list(ret.Usage == 'Ignored') == list(rec.landmarks == '') and (ret.images[ret.Usage == 'Ignored'] == 'None').all()
 
 
 def test_synth_cli_is_deterministic_and_skips_when_complete(synth50):

@@ -393,3 +393,22 @@ def test_gnd_reader_reads_numpy_and_lists(tmp_path, protocol):
     cfg = read_gnd(tmp_path / 'g.pkl')
     assert cfg['gnd'][0] == dict(easy=[0, 2], hard=[1], junk=[], bbx=(1.5, 2.0, 30.0, 40.0))
     assert cfg['imlist'] == ['db_000', 'db_001', 'db_002'] and cfg['qimlist'] == ['q_00', 'q_01']
+
+def test_cli_scores_a_full_retrieve_submission_on_synth(tmp_path):
+    "`landmarks retrieve` answers every test image; `landmarks evaluate` scores it (non-landmark queries Ignored)."
+    from landmarks.data import dataset_root, load_gld
+    root = dataset_root('synth:tiny,seed=7', tmp_path / 'data', progress=False)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL='2')
+    sub = tmp_path / 'sub.csv'
+    r = subprocess.run([sys.executable, '-m', 'landmarks.cli', 'retrieve', '--index', str(root), '--queries', str(root),
+                        '--out', str(sub), '--work_dir', str(tmp_path / 'work'), '--max_features', '200'],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    gld = load_gld(root)
+    assert set(gld.test.id) == set(gld.retrieval_solution.id)
+    ignored = gld.retrieval_solution.Usage == 'Ignored'
+    assert ignored.any() and (gld.retrieval_solution.images[ignored] == 'None').all()
+    e = _cli('--solution', root / 'retrieval_solution.csv', '--predictions', sub)
+    assert e.returncode == 0, e.stderr[-2000:]
+    scores = _printed(e.stdout)
+    assert 0 < scores['All'] <= 1
