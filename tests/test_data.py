@@ -62,7 +62,8 @@ def test_synth_cli_layout(synth50):
     for s in ret.images[ret.Usage != 'Ignored']:
         for i in s.split(): assert image_path(root, 'index', i).exists()
     assert list(ret.id) == list(rec.id)                   # every test image, as GLD v2.1's retrieval solution
-    assert list(ret.Usage == 'Ignored') == list(rec.landmarks == '') and (ret.images[ret.Usage == 'Ignored'] == 'None').all()
+    assert list(ret.Usage == 'Ignored') == list(rec.landmarks == '')
+    assert (ret.images[ret.Usage == 'Ignored'] == 'None').all()
 
 
 def test_synth_cli_is_deterministic_and_skips_when_complete(synth50):
