@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 import numpy as np, h5py
 from tqdm.auto import tqdm
-from .delf import FIELDS, read_features, feature_settings, _files, _atomic
+from .delf import FIELDS, feature_settings, _files, _atomic
 
 # %% ../nbs/04_pca.ipynb #00e806db
 def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -30,8 +30,11 @@ def _sample_batches(h5, sample, seed, batch=8192):
         idx = take[np.searchsorted(take, s):np.searchsorted(take, s + c)] - s
         if not len(idx): continue
         with h5py.File(fn, 'r') as f: d = f[k]['descriptors'][()][idx]
-        buf.append(_l2(d.astype(np.float64))); n += len(idx)
-        if n >= batch: yield np.concatenate(buf); buf, n = [], 0
+        buf.append(_l2(d.astype(np.float64)))
+        n += len(idx)
+        if n >= batch:
+            yield np.concatenate(buf)
+            buf, n = [], 0
     if buf: yield np.concatenate(buf)
 
 # %% ../nbs/04_pca.ipynb #17dc9ad1
@@ -52,10 +55,13 @@ def fit_pca(features_h5,          # a feature store (03_delf)
         old.pop('n_fitted', None)
         if old == json.loads(json.dumps(st)): return out_npz
         raise ValueError(f"{out_npz}: fitted with other settings {old}; pass overwrite=True or another out_npz")
-    s = xtx = None; n = 0
+    s = xtx = None
+    n = 0
     for x in _sample_batches(features_h5, sample, seed):
         if s is None: s, xtx = np.zeros(x.shape[1]), np.zeros((x.shape[1],) * 2)
-        s += x.sum(0); xtx += x.T @ x; n += len(x)
+        s += x.sum(0)
+        xtx += x.T @ x
+        n += len(x)
     D = len(s)
     if max(dims) > D: raise ValueError(f"dims={tuple(dims)}: the descriptors have only {D} dimensions")
     if n < 2: raise ValueError(f"{features_h5}: {n} descriptor(s) are too few to fit a PCA")
@@ -122,7 +128,8 @@ def pca_features(features_h5,   # a feature store
                     g = out.create_group(k)
                     for n in FIELDS:
                         v = f[k][n][()]
-                        if n == 'descriptors': v = pca.transform(v, dim, whiten).astype(np.float16 if float16 else np.float32)
+                        if n == 'descriptors':
+                            v = pca.transform(v, dim, whiten).astype(np.float16 if float16 else np.float32)
                         g.create_dataset(n, data=v)
     return out_h5
 

@@ -12,9 +12,9 @@ import pandas as pd
 from fastcore.script import call_parse
 
 # %% auto #0
-__all__ = ['REPORT', 'DEPENDS', 'TIMING_COLUMNS', 'repo_root', 'load_profiles', 'profile_params', 'notebook_parameters', 'stages',
-           'stage_params', 'stage_stamp', 'machine', 'write_timings', 'StageFailed', 'check_profile', 'run_report',
-           'report_cli']
+__all__ = ['REPORT', 'DEPENDS', 'TIMING_COLUMNS', 'repo_root', 'load_profiles', 'profile_params', 'notebook_parameters',
+           'stages', 'stage_params', 'stage_stamp', 'machine', 'write_timings', 'StageFailed', 'check_profile',
+           'run_report', 'report_cli']
 
 # %% ../nbs/90_runner.ipynb #193bc22e
 def repo_root() -> Path:
