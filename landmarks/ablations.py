@@ -4,20 +4,19 @@
 
 # %% ../nbs/07b_ablations.ipynb #d4dc40f0
 from __future__ import annotations
-import json, time
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import dataset_root, load_gld, atomic_path
+from .data import dataset_root, load_gld, atomic_path, read_json, same_settings, write_json
 from .delf import extract_features
 from .evaluation import mean_average_precision, read_solution
 from .kdtree import Index, build_index
 from .pca import fit_pca
 from .verification import neighbours_within, search_queries, shortlist, verify_queries
 from .saliency import apply_saliency, distance_thresholds, rankings, feature_label, settings_tag
-from .delf import _same   # settings compared as they read back from JSON (tuples become lists)
 
 # %% auto #0
 __all__ = ['METHODS', 'random_rankings', 'vote_rankings', 'table2_rows', 'retrieval_table', 'saliency_comparison',
@@ -104,7 +103,7 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     conf = dict(dataset=str(dataset), rows=rows, extracts=extracts, tuned=used, report_k=report_k,
                 report_max_distance=report_max_distance, top=top, seed=seed)
     meta = path.with_suffix('.json')
-    if path.exists() and meta.exists() and not overwrite and _same(json.loads(meta.read_text()), conf): return path
+    if path.exists() and meta.exists() and not overwrite and same_settings(read_json(meta), conf): return path
     root = dataset_root(dataset, data_dir, progress=progress)
     gld = load_gld(root)
     if gld.retrieval_solution is None:
@@ -134,7 +133,7 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp: df.to_csv(tmp, index=False)
     with atomic_path(path.with_suffix('.md')) as tmp: tmp.write_text(df.to_markdown(index=False, floatfmt='.3f') + '\n')
-    with atomic_path(meta) as tmp: tmp.write_text(json.dumps(conf))
+    write_json(meta, conf)
     return path
 
 def _searched(root, gld, qids, name, kind, extracts, tuned, report_k, out, data_dir, seed, progress):

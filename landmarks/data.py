@@ -16,10 +16,11 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'landmark_template', 'render_view',
-           'render_clutter', 'shared_pattern', 'add_shared_pattern', 'zipf_counts', 'require', 'check_synth',
-           'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside',
-           'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
+__all__ = ['N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'write_json', 'read_json', 'same_settings',
+           'landmark_template', 'render_view', 'render_clutter', 'shared_pattern', 'add_shared_pattern', 'zipf_counts',
+           'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError',
+           'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples',
+           'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0)
@@ -44,6 +45,23 @@ def atomic_path(path):
 def image_path(root, split:str, image_id:str) -> Path:
     "Where GLD v2 keeps image `image_id` of `split`: `root/split/a/b/c/<id>.jpg`."
     return Path(root)/split/image_id[0]/image_id[1]/image_id[2]/f'{image_id}.jpg'
+
+# %% ../nbs/00_data.ipynb #80d5eba8
+def write_json(path, obj) -> Path:
+    "Write `obj` to `path` as JSON (paths and other objects as `str`), atomically; returns `path`."
+    with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=1, default=str) + '\n')
+    return Path(path)
+
+def read_json(path, default=None):
+    "The JSON content of `path`; `default` when the file is missing or unreadable (an error naming it if no default)."
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        if default is not None: return default
+        raise ValueError(f"{path}: cannot read JSON ({e})") from None
+
+def same_settings(a, b) -> bool:
+    "Whether two settings are equal as JSON stores them (tuples read back as lists, paths as strings)."
+    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
 
 # %% ../nbs/00_data.ipynb #1e2b30e5
 def _colour(rng, sat=(0.2, 0.7), val=(0.45, 0.95)):

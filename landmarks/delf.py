@@ -5,20 +5,21 @@
 # %% auto #0
 __all__ = ['MAX_SIDE', 'log', 'FIELDS', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'AMP_MODES',
            'demo_image', 'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'image_frame', 'shrink', 'read_image',
-           'stored_ids', 'feature_settings', 'skipped_csv', 'extract_features', 'read_features', 'make_extractor',
-           'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp', 'DELFExtractor',
-           'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure', 'keypoints_figure',
-           'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
+           'store_files', 'stored_ids', 'feature_settings', 'skipped_csv', 'extract_features', 'read_features',
+           'make_extractor', 'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp',
+           'DELFExtractor', 'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure',
+           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import copy, json, logging, math, queue, shutil, threading, urllib.parse, uuid, contextlib, os, functools
+import copy, json, logging, math, queue, shutil, threading, urllib.parse, uuid, os, functools
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np, pandas as pd, h5py, cv2, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 from fastcore.script import call_parse
+from .data import atomic_path, same_settings
 
 
 # %% ../nbs/03_delf.ipynb #ad918c29
@@ -275,25 +276,9 @@ def _key(image_id): return urllib.parse.quote(str(image_id), safe='')
 def _unkey(name): return urllib.parse.unquote(name)
 def _parts(h5): return Path(str(h5) + '.parts')
 
-@contextlib.contextmanager
-def _atomic(path):
-    "landmarks.data.atomic_path when available, else the same: a temporary sibling renamed onto `path` on success."
-    try: from landmarks.data import atomic_path
-    except ImportError: atomic_path = None
-    if atomic_path is not None:
-        with atomic_path(path) as t: yield t
-        return
-    path = Path(path)
-    t = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp')
-    try:
-        yield t
-        os.replace(t, path)
-    finally:
-        if t.exists(): t.unlink()
-
 def _write(path, items, settings, float16=False):
     "Write [(id, features)] to a new HDF5 file at `path`, atomically."
-    with _atomic(path) as t, h5py.File(t, 'w') as f:
+    with atomic_path(path) as t, h5py.File(t, 'w') as f:
         f.attrs['settings'] = json.dumps(settings)
         for i, d in items:
             g = f.create_group(_key(i))
@@ -301,21 +286,21 @@ def _write(path, items, settings, float16=False):
                 v = np.asarray(d[k])
                 g.create_dataset(k, data=v.astype(np.float16 if float16 and k == 'descriptors' else v.dtype))
 
-def _files(h5):
-    "The store's files: the merged file (if any), then the shards of an unfinished run."
+def store_files(h5) -> list:
+    "The files of feature store `h5`: the merged file (if any), then the shards of an unfinished run."
     h5, p = Path(h5), _parts(h5)
     return ([h5] if h5.exists() else []) + (sorted(p.glob('*.h5')) if p.exists() else [])
 
 def stored_ids(h5) -> set:
     "Ids stored in a feature store, including the shards of an unfinished run."
     ids = set()
-    for fn in _files(h5):
+    for fn in store_files(h5):
         with h5py.File(fn, 'r') as f: ids.update(_unkey(k) for k in f.keys())
     return ids
 
 def feature_settings(h5) -> dict:
     "The settings that made a feature store (None when it has no files yet)."
-    for fn in _files(h5):
+    for fn in store_files(h5):
         with h5py.File(fn, 'r') as f: return json.loads(f.attrs['settings'])
 
 # %% ../nbs/03_delf.ipynb #bbe00753
@@ -345,8 +330,8 @@ class _Writer(threading.Thread):
 
 def _merge(h5, settings):
     "Merge the finished store and its shards into one file, atomically, and remove the shards."
-    files = _files(h5)
-    with _atomic(h5) as t, h5py.File(t, 'w') as out:
+    files = store_files(h5)
+    with atomic_path(h5) as t, h5py.File(t, 'w') as out:
         out.attrs['settings'] = json.dumps(settings)
         for fn in files:
             with h5py.File(fn, 'r') as f:
@@ -369,8 +354,6 @@ def _prefetch(batches, depth:int=2):
         yield b
 
 # %% ../nbs/03_delf.ipynb #50f1bcc0
-def _same(a, b): return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
-
 def skipped_csv(h5) -> Path: return Path(f'{h5}.skipped.csv')
 
 def _skipped_report(h5, skipped:list):
@@ -378,7 +361,7 @@ def _skipped_report(h5, skipped:list):
     if not skipped:
         skipped_csv(h5).unlink(missing_ok=True)
         return
-    with _atomic(skipped_csv(h5)) as t: pd.DataFrame(skipped, columns=['id', 'reason']).to_csv(t, index=False)
+    with atomic_path(skipped_csv(h5)) as t: pd.DataFrame(skipped, columns=['id', 'reason']).to_csv(t, index=False)
 
 def extract_features(images,                # DataFrame (id, path), GLD, dataset folder/spec or photo folder
                      out_h5,                # the feature store to write
@@ -405,7 +388,7 @@ def extract_features(images,                # DataFrame (id, path), GLD, dataset
     st = dict(ext.settings, image_size=image_size, float16=float16)
     if max_side != MAX_SIDE: st['max_side'] = max_side
     old = feature_settings(out_h5)
-    if old is not None and not _same(old, st):
+    if old is not None and not same_settings(old, st):
         raise ValueError(f"{out_h5}: stored with other settings {old}; now {st}. Pass overwrite=True or another out_h5")
     done = stored_ids(out_h5)
     todo = fr[~fr.id.isin(done)].reset_index(drop=True)
@@ -801,7 +784,7 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
         settings=st,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(out) as t: torch.save(dict(meta=meta, state_dict=model.cpu().state_dict()), t)
+    with atomic_path(out) as t: torch.save(dict(meta=meta, state_dict=model.cpu().state_dict()), t)
     return out
 
 # %% ../nbs/03_delf.ipynb #88750244

@@ -8,7 +8,7 @@ __all__ = ['TASKS', 'USAGES', 'REVISITED_SETTINGS', 'global_average_precision', 
            'write_retrieval_submission', 'evaluate', 'read_gnd', 'revisited_ranking', 'revisited_map', 'evaluate_cli']
 
 # %% ../nbs/08_evaluation.ipynb #c603db49
-import builtins, codecs, contextlib, csv, difflib, json, math, pickle
+import builtins, codecs, contextlib, csv, difflib, math, pickle
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -420,12 +420,6 @@ def revisited_map(ranking, # per query (qimlist order): database positions best 
     return out
 
 # %% ../nbs/08_evaluation.ipynb #5b3c7844
-def _write_json(path, obj):
-    "Write `obj` as JSON to `path` atomically."
-    from landmarks.data import atomic_path
-    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=1) + '\n')
-    return Path(path)
-
 def _revisited_cli(gnd, predictions, distractors):
     "The revisited scores of a submission file against a gnd pickle."
     if not gnd: raise SystemExit("landmarks evaluate: --protocol revisited needs --gnd (gnd_roxford5k.pkl, ...)")
@@ -459,4 +453,6 @@ def evaluate_cli(solution:str=None, # solution CSV: id,landmarks,Usage (recognit
     else:
         name = 'GAP' if task == 'recognition' else f'mAP@{k}'
         for split, v in scores.items(): print(f"{split:<8} {name} {v:.6f}")
-    if json: _write_json(json, scores)
+    if json:
+        from landmarks.data import write_json
+        write_json(json, scores)

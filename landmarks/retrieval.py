@@ -18,7 +18,7 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 import landmarks
-from .data import atomic_path, require
+from .data import atomic_path, read_json, require
 
 from .kdtree import Index, build_index
 from .verification import Candidate, search_queries, verify, neighbours_within, ransac_affine
@@ -92,11 +92,6 @@ def _prune(h5, stale:set):
         for k in src.keys():
             if urllib.parse.unquote(k) not in stale: src.copy(src[k], dst, name=k)
 
-def _read_json(path) -> dict:
-    "A JSON file's content, or {} when it is missing or unreadable."
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return {}
-
 def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data', progress:bool=True, **settings)->Path:
     "The feature store of source `src` in `role`: the source itself if it is one, else extracted in work_dir/features."
     frame, _ = source_images(src, role, data_dir)
@@ -110,7 +105,7 @@ def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data'
     )  # other settings, another store
     out = Path(work_dir) / 'features' / f"{_slug(src)}-{role}-{features}{tag}.h5"
     key = json.loads(json.dumps(dict(version=landmarks.__version__, features=features, settings=settings), default=str))
-    old = _read_json(_sources_json(out))
+    old = read_json(_sources_json(out), {})
     trusted = old.get('key') == key and isinstance(old.get('images'), dict)
     if trusted and out.exists():
         try: check_store(out)
@@ -172,7 +167,7 @@ def same_images(index_h5, # the index's feature store
     "{query id: index image numbers that are the same image}: same store and id, same content hash or same features."
     if os.path.realpath(index_h5) == os.path.realpath(queries_h5):
         return {i: (n,) for i, n in index.number.items()}
-    ri, rq = (_read_json(_sources_json(h)).get('images') for h in (index_h5, queries_h5))
+    ri, rq = (read_json(_sources_json(h), {}).get('images') for h in (index_h5, queries_h5))
     if ri and rq:                                                  # both extracted here: content hashes
         by_hash = {}
         for i, r in ri.items():

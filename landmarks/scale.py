@@ -19,7 +19,7 @@ from faiss.contrib.ondisk import merge_ondisk
 from faiss.contrib.clustering import two_level_clustering
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import atomic_path
+from .data import atomic_path, write_json
 from .kdtree import index_settings
 
 # %% ../nbs/10_scale.ipynb #7c52e699
@@ -107,9 +107,6 @@ def _run_serial(rows, worker_args, on_result, progress=True):
         on_result(w.one(r['shard'], r['frame'], r['out']))
 
 # %% ../nbs/10_scale.ipynb #1fca7fc6
-def _write_json(path, obj):
-    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=str))
-
 def _check_plan(d, plan, settings, overwrite):
     "Record the plan and settings in `d`, or check a rerun asks for the same (the error names the difference)."
     if overwrite and d.exists(): shutil.rmtree(d)
@@ -208,14 +205,14 @@ def extract_shards(
             )
         )
     man = dict(settings=st, n_images=len(plan), n_shards=len(shards), engine=engine, shards=shards)
-    _write_json(man_path, man)
+    write_json(man_path, man)
     by, last = {s['shard']: s for s in shards}, [time.monotonic()]
     def on_result(r):
         s = by[r['shard']]
         s.update(status=r['status'], error=r['error'], n_features=r['n_features'], seconds=round(r['seconds'], 3),
                  host=r['host'], pid=r['pid'], attempts=s['attempts'] + 1)
         if time.monotonic() - last[0] > 1:
-            _write_json(man_path, man)
+            write_json(man_path, man)
             last[0] = time.monotonic()
 
     todo = [s['shard'] for s in shards if s['status'] != 'done']
@@ -241,10 +238,10 @@ def extract_shards(
                              frame=json.dumps(plan[plan.shard == s][['id', 'path']].to_dict('list'))) for s in todo]
                 if engine == 'ray': _run_ray(rows, args, workers, gpus_per_worker, on_result, progress)
                 else: _run_serial(rows, args, on_result, progress)
-                _write_json(man_path, man)
+                write_json(man_path, man)
                 todo = [s for s in todo if by[s]['status'] != 'done']
         finally:
-            _write_json(man_path, man)
+            write_json(man_path, man)
             if started:
                 import ray
                 ray.shutdown()
@@ -682,7 +679,7 @@ class FeatureShards:
 
     def batch(self, i:int):
         "Packed ids and projected descriptors of the images of batch `i`."
-        from landmarks.kdtree import pack_geometry, _project
+        from landmarks.kdtree import pack_geometry, project_descriptors
         from landmarks.delf import read_features
 
         lo = i * self.batch_size
@@ -692,7 +689,7 @@ class FeatureShards:
             feats.update(read_features(p, [j for j in ids if self._where[j] == p]))
         keep = [(lo + n, feats[j]) for n, j in enumerate(ids) if len(feats[j]['descriptors'])]
         if not keep: return np.zeros(0, np.int64), np.zeros((0, self.d), np.float32)
-        x = np.concatenate([_project(f['descriptors'], self.d, self.pca) for _, f in keep])
+        x = np.concatenate([project_descriptors(f['descriptors'], self.d, self.pca) for _, f in keep])
         packed = pack_geometry(np.concatenate([np.full(len(f['descriptors']), n) for n, f in keep]),
                                np.concatenate([f['locations'] for _, f in keep]))
         return packed, x
@@ -744,7 +741,7 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
                     niter=s['niter'], seed=seed, trained=trained, overwrite=overwrite)
     meta = Path(out_dir) / 'ooc.json'
     if not meta.exists():
-        _write_json(meta, dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
+        write_json(meta, dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
                                pca=str(Path(pca_npz).resolve()) if pca_npz else None))
     return Path(out_dir)
 
