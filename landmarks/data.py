@@ -16,11 +16,11 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'write_json', 'read_json', 'same_settings',
-           'landmark_template', 'render_view', 'render_clutter', 'shared_pattern', 'add_shared_pattern', 'zipf_counts',
-           'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError',
-           'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples',
-           'plot_class_sizes', 'synth_cli']
+__all__ = ['ARTIFACTS', 'N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'write_json', 'read_json',
+           'same_settings', 'stage_input', 'landmark_template', 'render_view', 'render_clutter', 'shared_pattern',
+           'add_shared_pattern', 'zipf_counts', 'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec',
+           'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld',
+           'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0)
@@ -62,6 +62,25 @@ def read_json(path, default=None):
 def same_settings(a, b) -> bool:
     "Whether two settings are equal as JSON stores them (tuples read back as lists, paths as strings)."
     return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
+
+# %% ../nbs/00_data.ipynb #a70e11f8
+ARTIFACTS = {   # a stage input by name: (the stage that writes it, its path under out_dir)
+    'resnet50_finetune': ('02_transfer', 'models/resnet50_finetune/model.pt'),
+    'delf_resnet50': ('03_delf', 'models/delf_resnet50.pt'),
+    'delf_features': ('03_delf', 'features/delf.h5'),
+}
+
+def stage_input(out_dir,                 # the profile's output folder
+                value,                   # a key of ARTIFACTS, or anything else (a path, a handle, None): kept
+                parameter:str='input'):  # the parameter's name, for the error
+    "The file an ARTIFACTS name stands for under `out_dir` (it must exist); any other value as it is."
+    if not isinstance(value, str) or value not in ARTIFACTS: return value
+    stage, rel = ARTIFACTS[value]
+    path = Path(out_dir)/rel
+    if not path.exists():
+        raise FileNotFoundError(f"{parameter}={value!r}: {path} is missing; {stage} writes it "
+                                f"(landmarks report --only {stage} with the same --out)")
+    return path
 
 # %% ../nbs/00_data.ipynb #1e2b30e5
 def _colour(rng, sat=(0.2, 0.7), val=(0.45, 0.95)):
