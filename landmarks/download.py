@@ -893,27 +893,18 @@ def download_revisited(name:str,                        # 'roxford5k' | 'rparis6
     return out
 
 # %% ../nbs/00a_download.ipynb #eed0e075
-def _revisited_main(name, root, image_url, gnd_url, keep_archives, quiet):
-    "Run `download_revisited` and print what is on disk."
-    out = download_revisited(name, root, image_url, gnd_url, keep_archives, progress=not quiet)
-    print(f"{out}: {json.loads((out/'download.json').read_text())['images']} images")
+def _revisited_cli(name:str, title:str):
+    "The `landmarks download NAME` command of one revisited benchmark: `download_revisited`, then what is on disk."
+    @call_parse
+    def cli(root:str='data/revisited',          # the benchmark goes to ROOT/NAME
+            image_url:str=REVISITED_IMAGE_URL,  # base URL of the image archives
+            gnd_url:str=REVISITED_GND_URL,      # base URL of the ground-truth pickles
+            keep_archives:bool=False,           # keep the .tgz files
+            quiet:bool=False):                  # no progress bar
+        out = download_revisited(name, root, image_url, gnd_url, keep_archives, progress=not quiet)
+        print(f"{out}: {json.loads((out/'download.json').read_text())['images']} images")
+    cli.__doc__ = f"Download {title} (images and gnd_{name}.pkl) into ROOT/{name}."
+    return cli
 
-@call_parse
-def _roxford5k_cli(root:str='data/revisited',          # the benchmark goes to ROOT/roxford5k
-                   image_url:str=REVISITED_IMAGE_URL,  # base URL of the image archives
-                   gnd_url:str=REVISITED_GND_URL,      # base URL of the ground-truth pickles
-                   keep_archives:bool=False,           # keep the .tgz files
-                   quiet:bool=False):                  # no progress bar
-    "Download Revisited Oxford (images and gnd_roxford5k.pkl) into ROOT/roxford5k."
-    _revisited_main('roxford5k', root, image_url, gnd_url, keep_archives, quiet)
-
-@call_parse
-def _rparis6k_cli(root:str='data/revisited',           # the benchmark goes to ROOT/rparis6k
-                  image_url:str=REVISITED_IMAGE_URL,   # base URL of the image archives
-                  gnd_url:str=REVISITED_GND_URL,       # base URL of the ground-truth pickles
-                  keep_archives:bool=False,            # keep the .tgz files
-                  quiet:bool=False):                   # no progress bar
-    "Download Revisited Paris (images and gnd_rparis6k.pkl) into ROOT/rparis6k."
-    _revisited_main('rparis6k', root, image_url, gnd_url, keep_archives, quiet)
-
-_SOURCES.update({'roxford5k': _roxford5k_cli, 'rparis6k': _rparis6k_cli})
+_SOURCES.update({name: _revisited_cli(name, title)
+                 for name, title in (('roxford5k', 'Revisited Oxford'), ('rparis6k', 'Revisited Paris'))})
