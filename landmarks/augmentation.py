@@ -89,7 +89,6 @@ def denormalize(x:torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         (x * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1).permute(1, 2, 0).numpy()
     )
 
-
 def show_batch(paths, # image files to show
                image_size:int=256, crop_size:int=224, strong:bool=False, rows:int=2, seed:int=0):
     "Figure: each image resized (top) and `rows` random training augmentations of it."

@@ -26,7 +26,6 @@ __all__ = ['ARTIFACTS', 'N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_pat
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
@@ -676,7 +675,6 @@ def _distorted_copy(src, dst, rng):
         ok, buf = cv2.imencode('.jpg', out, [cv2.IMWRITE_JPEG_QUALITY, 90])
         tmp.write_bytes(buf.tobytes())
 
-
 def train_val_split(train:pd.DataFrame, val_frac:float=1/3, seed:int=0, copies_dir=None):
     "Per-class split of `train` into (train, val); single-image classes get a distorted copy in val."
     if not 0 < val_frac < 1: raise ValueError(f'parameter val_frac={val_frac}: must be in (0, 1)')
@@ -731,7 +729,6 @@ def plot_samples(gld:GLD, n_landmarks:int=4, per_landmark:int=5, seed:int=0):
         axes[r, 0].set_title(f'landmark {lid}', fontsize=8, loc='left')
     fig.tight_layout()
     return fig
-
 
 def plot_class_sizes(gld:GLD):
     "Images per landmark against rank, log-log."

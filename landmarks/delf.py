@@ -29,11 +29,8 @@ def demo_image(size:int=256, # height and width (px)
     "A seeded, textured RGB test scene (uint8, size x size x 3)."
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
-    im = (
-        np.stack([120 + 80 * np.sin(6 * x + c) * np.cos(4 * y - c) for c in rng.uniform(0, 3, 3)], -1)
-        .astype(np.uint8)
-        .copy()
-    )
+    waves = [120 + 80 * np.sin(6 * x + c) * np.cos(4 * y - c) for c in rng.uniform(0, 3, 3)]
+    im = np.stack(waves, -1).astype(np.uint8).copy()
     s = size / 256
     for _ in range(40):
         col, kind = tuple(int(c) for c in rng.integers(0, 256, 3)), rng.integers(4)
@@ -41,27 +38,12 @@ def demo_image(size:int=256, # height and width (px)
         if kind == 0:
             cv2.fillPoly(im, [p], col)
         elif kind == 1:
-            cv2.ellipse(
-                im,
-                tuple(map(int, p[0])),
-                (int(rng.integers(4, 30) * s) + 1, int(rng.integers(4, 30) * s) + 1),
-                float(rng.uniform(0, 180)),
-                0,
-                360,
-                col,
-                -1,
-            )
+            cv2.ellipse(im, tuple(map(int, p[0])), (int(rng.integers(4, 30) * s) + 1, int(rng.integers(4, 30) * s) + 1),
+                        float(rng.uniform(0, 180)), 0, 360, col, -1)
         elif kind == 2: cv2.line(im, tuple(map(int, p[0])), tuple(map(int, p[1])), col, max(1, int(3*s)))
         else:
-            cv2.putText(
-                im,
-                ''.join(rng.choice(list('ABCDEFGHKMNPRSTWXZ'), 3)),
-                tuple(map(int, p[0])),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.8 * s,
-                col,
-                max(1, int(2 * s)),
-            )
+            cv2.putText(im, ''.join(rng.choice(list('ABCDEFGHKMNPRSTWXZ'), 3)), tuple(map(int, p[0])),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.8 * s, col, max(1, int(2 * s)))
     return im
 
 # %% ../nbs/03_delf.ipynb #7a6267cd
@@ -96,18 +78,10 @@ class RootSIFT:
         self.sift = cv2.SIFT_create(nfeatures=max_features, contrastThreshold=contrast_threshold,
                                     edgeThreshold=edge_threshold, sigma=sigma)
         self.max_features = max_features
-        self.settings = dict(
-            backend='sift',
-            model='opencv-sift',
-            descriptor='rootsift',
-            dims=128,
-            max_features=max_features,
-            contrast_threshold=contrast_threshold,
-            edge_threshold=edge_threshold,
-            sigma=sigma,
-            scales='keypoint size (px)',
-            attention='detector response',
-        )
+        self.settings = dict(backend='sift', model='opencv-sift', descriptor='rootsift', dims=128,
+                             max_features=max_features, contrast_threshold=contrast_threshold,
+                             edge_threshold=edge_threshold, sigma=sigma, scales='keypoint size (px)',
+                             attention='detector response')
 
     def one(self, im:np.ndarray) -> dict:
         "RootSIFT features of one RGB uint8 image."
@@ -413,11 +387,9 @@ def extract_features(images,                # DataFrame (id, path), GLD, dataset
                 feats = ext([a for _, a, _ in ok]) if ok else []
                 items = []
                 for (i, a, o), d in zip(ok, feats):
-                    d = dict(
-                        d,
-                        locations=_to_original(np.asarray(d['locations'], np.float32).reshape(-1, 2), a.shape, o),
-                        image_size=np.array(o, np.int32),
-                    )
+                    d = dict(d,
+                             locations=_to_original(np.asarray(d['locations'], np.float32).reshape(-1, 2), a.shape, o),
+                             image_size=np.array(o, np.int32))
                     items.append((i, d))
                     log.debug('extracted %s', i)
                 w.put(items)
@@ -710,20 +682,10 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
     out = Path(out_dir)/'models'/f'delf_{arch}.pt'
     gld = dataset if isinstance(dataset, GLD) else load_gld(dataset_root(str(dataset), data_dir))
     if backbone_checkpoint is None:
-        backbone_checkpoint = transfer.train(
-            gld,
-            Path(out_dir) / 'delf_stage1',
-            arch=arch,
-            mode='finetune',
-            weights=weights,
-            epochs=finetune_epochs,
-            image_size=image_size,
-            crop_size=image_size,
-            seed=seed,
-            workers=workers,
-            device=device,
-            progress=progress,
-        )
+        backbone_checkpoint = transfer.train(gld, Path(out_dir) / 'delf_stage1', arch=arch, mode='finetune',
+                                             weights=weights, epochs=finetune_epochs, image_size=image_size,
+                                             crop_size=image_size, seed=seed, workers=workers, device=device,
+                                             progress=progress)
     st = dict(dataset=str(Path(gld.root).resolve()), backbone=str(Path(backbone_checkpoint).resolve()), arch=arch,
               image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, seed=seed)
     if out.exists() and not overwrite:
@@ -741,14 +703,9 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
     classes = {str(k): v for k, v in bm['classes'].items()}
     model = DELF(arch, len(classes), hidden, resnet=net)
     fr = gld.train.assign(y=gld.train.landmark_id.astype(str).map(classes)).dropna(subset=['y'])
-    dl = torch.utils.data.DataLoader(
-        _Crops(fr, image_size, bm['mean'], bm['std']),
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=workers,
-        generator=torch.Generator().manual_seed(seed),
-        drop_last=len(fr) > batch_size,
-    )
+    dl = torch.utils.data.DataLoader(_Crops(fr, image_size, bm['mean'], bm['std']), batch_size=batch_size, shuffle=True,
+                                     num_workers=workers, generator=torch.Generator().manual_seed(seed),
+                                     drop_last=len(fr) > batch_size)
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model.to(device)
     for p in model.body.parameters(): p.requires_grad_(False)
@@ -770,19 +727,9 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
         rows.append(dict(epoch=ep + 1, loss=tot / max(n, 1), train_acc=correct / max(n, 1)))
-    meta = dict(
-        kind='delf',
-        arch=arch,
-        n_classes=len(classes),
-        hidden=hidden,
-        classes=bm['classes'],
-        mean=list(bm['mean']),
-        std=list(bm['std']),
-        geometry=model.geometry,
-        dims=model.dim,
-        metrics=rows,
-        settings=st,
-    )
+    meta = dict(kind='delf', arch=arch, n_classes=len(classes), hidden=hidden, classes=bm['classes'],
+                mean=list(bm['mean']), std=list(bm['std']), geometry=model.geometry, dims=model.dim, metrics=rows,
+                settings=st)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as t: torch.save(dict(meta=meta, state_dict=model.cpu().state_dict()), t)
     return out
@@ -853,26 +800,17 @@ class TFHubDELF:
             if k not in outs: raise ValueError(f"model={str(handle)!r}: the signature lacks output {k!r}")
         dims = outs['descriptors'].shape[-1]
         self.scales, self.threshold, self.max_features = tuple(map(float, scales)), float(threshold), int(max_features)
-        self.settings = dict(
-            backend='delf-tfhub',
-            model=str(handle),
-            scales=list(self.scales),
-            threshold=self.threshold,
-            max_features=self.max_features,
-            dims=None if dims is None else int(dims),
-            scale_of='pyramid level',
-            attention='module attention score',
-        )
+        self.settings = dict(backend='delf-tfhub', model=str(handle), scales=list(self.scales),
+                             threshold=self.threshold, max_features=self.max_features,
+                             dims=None if dims is None else int(dims), scale_of='pyramid level',
+                             attention='module attention score')
 
     def one(self, im:np.ndarray) -> dict:
         "Features of one RGB uint8 image."
         tf = self.tf
-        r = self.fn(
-            image=tf.constant(im, tf.float32) / 255.0,
-            score_threshold=tf.constant(self.threshold, tf.float32),
-            image_scales=tf.constant(self.scales, tf.float32),
-            max_feature_num=tf.constant(self.max_features, tf.int32),
-        )
+        r = self.fn(image=tf.constant(im, tf.float32) / 255.0, score_threshold=tf.constant(self.threshold, tf.float32),
+                    image_scales=tf.constant(self.scales, tf.float32),
+                    max_feature_num=tf.constant(self.max_features, tf.int32))
         loc = r['locations'].numpy().astype(np.float32).reshape(-1, 2)
         nan = np.full(len(loc), np.nan, np.float32)
         get = lambda k: r[k].numpy().astype(np.float32).reshape(-1) if k in r else nan

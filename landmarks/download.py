@@ -41,12 +41,8 @@ class _Server(http.server.ThreadingHTTPServer):
 class LoopbackServer:
     "An HTTP server on `host` serving `files` ({path: bytes}) or folder `root`, with HTTP Range and scripted `faults`."
     def __init__(self, files:dict=None, root=None, faults:dict=None, host='127.0.0.1', port=0, ranges:bool=True):
-        self.files, self.root, self.faults, self.ranges = (
-            dict(files or {}),
-            root and Path(root),
-            dict(faults or {}),
-            ranges,
-        )
+        self.files, self.root = dict(files or {}), root and Path(root)
+        self.faults, self.ranges = dict(faults or {}), ranges
         self.log, self._lock, self._release = [], threading.Lock(), threading.Event()
         self.httpd = _Server((host, port), self._handler())
 
@@ -119,7 +115,6 @@ class DownloadError(Exception):
     def __init__(self, reason: str, transient: bool = False):
         super().__init__(reason)
         self.reason, self.transient = reason, transient
-
 
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 _UA = {'User-Agent': 'landmarks/0.1 (research; +https://github.com/landmarks/landmarks)'}
@@ -260,7 +255,6 @@ def _write_atomic(path, data:bytes, tmp_dir=None):
         Path(tmp).unlink(missing_ok=True)
         raise
 
-
 def _download_one(image_id, url, dest, tmp_dir, opts):
     "Fetch, check, resize and write one image; returns the failure reason or None."
     if not isinstance(url, str) or not url.strip() or url == 'None': return 'no url'
@@ -373,16 +367,12 @@ def download_urls(urls,                   # CSV path or DataFrame with columns i
             journal.unlink(missing_ok=True)
             shutil.rmtree(tmp_dir, ignore_errors=True)
     listed = n['present'] + n['downloaded'] + n['failed'] + n['skipped_failed']
-    info = dict(
-        images=str(out_dir.resolve()),
-        failures=str(fail_csv.resolve()),
-        listed=listed,
-        **{k: n[k] for k in ('present', 'downloaded', 'failed', 'skipped_failed', 'duplicate')},
-        missing=listed - n['present'] - n['downloaded'],
-        missing_frac=round((listed - n['present'] - n['downloaded']) / max(listed, 1), 6),
-        reasons=dict(Counter(fails['reason'].str.split(':').str[0])),
-        settings=dict(opts, layout=layout, workers=workers),
-    )
+    info = dict(images=str(out_dir.resolve()), failures=str(fail_csv.resolve()), listed=listed,
+                **{k: n[k] for k in ('present', 'downloaded', 'failed', 'skipped_failed', 'duplicate')},
+                missing=listed - n['present'] - n['downloaded'],
+                missing_frac=round((listed - n['present'] - n['downloaded']) / max(listed, 1), 6),
+                reasons=dict(Counter(fails['reason'].str.split(':').str[0])),
+                settings=dict(opts, layout=layout, workers=workers))
     with atomic_path(summary) as p: Path(p).write_text(json.dumps(info, indent=1))
     return summary
 
@@ -572,14 +562,8 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
     with _exclusive(root/'.shards'):
         for name, rel in ((csv_files or GLD_V2_CSVS).items() if csvs else ()):
             try:
-                fetch_file(
-                    f'{base_url.rstrip("/")}/{rel}',
-                    root / name,
-                    timeout,
-                    retries,
-                    backoff,
-                    desc=name if progress else None,
-                )
+                fetch_file(f'{base_url.rstrip("/")}/{rel}', root / name, timeout, retries, backoff,
+                           desc=name if progress else None)
             except DownloadError as e:
                 failed[name] = e.reason
         kw = dict(base_url=base_url, tar_url=tar_url, md5_url=md5_url, md5_retries=md5_retries, keep_tar=keep_tars,
@@ -719,16 +703,8 @@ def load_folder(root,                   # folder of root/<landmark>/<image> phot
     ]
     ret = pd.DataFrame([r for r in ret if r[1]], columns=['id', 'images', 'Usage'])
     cols = lambda f, c: f[c].reset_index(drop=True)
-    return GLD(
-        root,
-        2,
-        cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']),
-        cols(index, ['id', 'path', 'landmark']),
-        cols(test, ['id', 'path', 'landmark']),
-        rec,
-        ret,
-        missing,
-    )
+    return GLD(root, 2, cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']),
+               cols(index, ['id', 'path', 'landmark']), cols(test, ['id', 'path', 'landmark']), rec, ret, missing)
 
 # %% ../nbs/00a_download.ipynb #646079a4
 @call_parse
@@ -754,7 +730,6 @@ def _gld_v1_cli(root:str='../data/gld/v1', # dataset root
                 f"missing {d['missing_frac']:.1%} {d['reasons']}"
             )
 
-
 @call_parse
 def _gld_v2_cli(
     root: str = '../data/gld/v2',  # dataset root
@@ -770,22 +745,12 @@ def _gld_v2_cli(
     "Download GLD v2 shards (md5-checked, resumable) and CSVs into ROOT/<split>/a/b/c/<id>.jpg."
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
-        download_gld_v2(
-            root,
-            train,
-            index,
-            test,
-            csvs=not no_csvs,
-            base_url=base_url,
-            workers=workers,
-            keep_tars=keep_tars,
-            progress=not quiet,
-        )
+        download_gld_v2(root, train, index, test, csvs=not no_csvs, base_url=base_url, workers=workers,
+                        keep_tars=keep_tars, progress=not quiet)
     d = json.loads((Path(root)/'download_v2.json').read_text())
     print(f"{d['shards_done']} shards done, {len(d['failed'])} failed")
     if d['failed']:
         raise SystemExit('failed (run again to retry):\n' + '\n'.join(f'  {k}: {v}' for k, v in d['failed'].items()))
-
 
 @call_parse
 def _urls_cli(urls:str,                # CSV with id,url columns
@@ -794,18 +759,8 @@ def _urls_cli(urls:str,                # CSV with id,url columns
               retry_failed:bool=False, quiet:bool=False):
     "Download the images of an id,url list (e.g. GLD v2 train.csv)."
     d = json.loads(
-        download_urls(
-            urls,
-            out_dir,
-            size=size,
-            resize=resize,
-            layout=layout,
-            workers=workers,
-            timeout=timeout,
-            retries=retries,
-            retry_failed=retry_failed,
-            progress=not quiet,
-        ).read_text()
+        download_urls(urls, out_dir, size=size, resize=resize, layout=layout, workers=workers, timeout=timeout,
+                      retries=retries, retry_failed=retry_failed, progress=not quiet).read_text()
     )
     print(
         json.dumps(

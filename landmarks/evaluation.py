@@ -153,7 +153,6 @@ def _require(name, header, cols):
                 f"{name}: missing column {c!r} in header {','.join(header)!r} (expected {','.join(cols)}){hint}"
             )
 
-
 def detect_task(src)->str:
     "'recognition' or 'retrieval', from the columns of a solution or submission (path or frame)."
     name, header, _ = _table(src)

@@ -70,9 +70,8 @@ def project_descriptors(x, dim, pca=None):
     return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), np.float32)
 
 # %% ../nbs/05_kdtree.ipynb #c86d64d7
-Neighbours = namedtuple(
-    'Neighbours', 'distances images locations'
-)  # (n,k) float32, (n,k) int32 (-1 none), (n,k,2) float32
+# (n,k) float32 distances, (n,k) int32 image numbers (-1 none), (n,k,2) float32 locations
+Neighbours = namedtuple('Neighbours', 'distances images locations')
 
 _DIMS = {'kdtree': 10, 'ivfpq': 40, 'flat': 40}
 

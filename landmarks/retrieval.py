@@ -354,12 +354,8 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
     n = len(index.image_ids)
     mAP = lambda preds: mean_average_precision({q: preds[q] for q in solution}, solution)  # landmark queries only
     rows = [
-        dict(
-            method=f'indexed ({index_type}, k={k}, max distance {max_distance:g})',
-            mAP=mAP(rankings(cands, index.image_ids)),
-            seconds=t_idx,
-            seconds_per_query=t_idx / n,
-        ),
+        dict(method=f'indexed ({index_type}, k={k}, max distance {max_distance:g})',
+             mAP=mAP(rankings(cands, index.image_ids)), seconds=t_idx, seconds_per_query=t_idx / n),
         dict(
             method='exhaustive (all pairs, mutual NN + RANSAC)', mAP=mAP(ex), seconds=t_ex, seconds_per_query=t_ex / n
         ),
@@ -394,7 +390,6 @@ def _extract_kw(features, max_features, image_size, model) -> dict:
         if features == 'sift'
         else dict(image_size=image_size, model=model)
     )
-
 
 def _with_names(out_csv, index_src, data_dir):
     "Add a `name` column (each predicted landmark's folder name) to a recognition submission made from a photo folder."
@@ -453,19 +448,8 @@ def recognize_by_retrieval_cli(
     _check_cli(index, queries, out, work_dir, labels, features=features, index_type=index_type, k=k,
                max_distance=max_distance, max_features=max_features, image_size=image_size)
     extract = _extract_kw(features, max_features, image_size, model)
-    p = recognize_by_retrieval(
-        index,
-        queries,
-        out,
-        work_dir=work_dir,
-        labels=labels,
-        features=features,
-        index_type=index_type,
-        k=k,
-        max_distance=max_distance,
-        data_dir=data_dir,
-        seed=seed,
-        **extract,
-    )
+    p = recognize_by_retrieval(index, queries, out, work_dir=work_dir, labels=labels, features=features,
+                               index_type=index_type, k=k, max_distance=max_distance, data_dir=data_dir, seed=seed,
+                               **extract)
     p = _with_names(p, index, data_dir)  # photo folders: landmark names beside the integer ids
     print(p)

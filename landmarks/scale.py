@@ -176,15 +176,8 @@ def extract_shards(
     out_h5, plan = Path(out_h5), plan_shards(images, shard_size, data_dir)
     d, st = (
         _shards_dir(out_h5),
-        dict(
-            features=features,
-            model=str(model) if model else None,
-            image_size=image_size,
-            float16=float16,
-            batch_size=batch_size,
-            shard_size=int(shard_size),
-            settings=settings,
-        ),
+        dict(features=features, model=str(model) if model else None, image_size=image_size, float16=float16,
+             batch_size=batch_size, shard_size=int(shard_size), settings=settings),
     )
     if overwrite and out_h5.exists(): out_h5.unlink()
     _check_plan(d, plan, st, overwrite)
@@ -194,15 +187,8 @@ def extract_shards(
     for s, g in plan.groupby('shard', sort=True):
         done = (d / _shard_name(s)).exists()
         shards.append(
-            dict(
-                old.get(int(s), {}),
-                shard=int(s),
-                path=_shard_name(s),
-                n_images=len(g),
-                first_id=g.id.iloc[0],
-                status='done' if done else 'pending',
-                attempts=old.get(int(s), {}).get('attempts', 0),
-            )
+            dict(old.get(int(s), {}), shard=int(s), path=_shard_name(s), n_images=len(g), first_id=g.id.iloc[0],
+                 status='done' if done else 'pending', attempts=old.get(int(s), {}).get('attempts', 0))
         )
     man = dict(settings=st, n_images=len(plan), n_shards=len(shards), engine=engine, shards=shards)
     write_json(man_path, man)
@@ -876,15 +862,8 @@ def measure_extraction(images, # as extract_shards
     rows, started = [], _ray_session(address, max(workers))
     try:
         t = time.perf_counter()
-        p = extract_features(
-            images,
-            work_dir / 'single.h5',
-            features=features,
-            data_dir=data_dir,
-            overwrite=True,
-            progress=False,
-            **kwargs,
-        )
+        p = extract_features(images, work_dir / 'single.h5', features=features, data_dir=data_dir, overwrite=True,
+                             progress=False, **kwargs)
         rows.append(dict(engine='single', workers=1, seconds=time.perf_counter() - t, store=p))
         for w in workers:
             t = time.perf_counter()
@@ -970,12 +949,8 @@ def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs
         ('extraction throughput per worker', images_per_s, 'images/s', rate_basis),
         ('extraction work', worker_h, 'worker-hours', rate_basis),
         (f'workers to extract in {hours:g} h', math.ceil(worker_h / hours), 'workers', rate_basis),
-        (
-            'feature store (all images)',
-            n_all * features_per_image * store_bytes_per_feature / 1e12,
-            'TB',
-            'assumed features/image',
-        ),
+        ('feature store (all images)', n_all * features_per_image * store_bytes_per_feature / 1e12, 'TB',
+         'assumed features/image'),
         ('features in the index', feats, 'features', 'assumed features/image'),
         ('index build on one machine like this', e.build_s / 3600, 'hours', 'fitted'),
         ('peak memory of the build', e.peak_rss_mb / 1024, 'GB', 'fitted'),
@@ -984,11 +959,7 @@ def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs
         ('query time per 1,000-feature image, one machine', e.query_s_per_image, 's', 'fitted'),
         (f'test queries ({n_test:,}) on one machine', query_h, 'hours', 'fitted'),
         (f'search machines for the test set in {hours:g} h', math.ceil(query_h / hours), 'machines', 'fitted'),
-        (
-            f'index shards to hold the lists in RAM ({node_memory_gb:g} GB nodes, half for the page cache)',
-            math.ceil(e.index_bytes / 1e9 / (node_memory_gb / 2)),
-            'shards',
-            'fitted',
-        ),
+        (f'index shards to hold the lists in RAM ({node_memory_gb:g} GB nodes, half for the page cache)',
+         math.ceil(e.index_bytes / 1e9 / (node_memory_gb / 2)), 'shards', 'fitted'),
     ]
     return pd.DataFrame(rows, columns=['quantity', 'value', 'unit', 'basis'])

@@ -139,7 +139,6 @@ def _seed_all(seed:int):
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-
 def _check_settings(path, have:dict, want:dict):
     "Raise, naming the file and the parameters, when a checkpoint was made with other settings."
     diff = [k for k in want if k != 'batch_size' or want[k] is not None if have.get(k) != want[k]]
@@ -201,27 +200,11 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
     gld = _as_gld(root_or_gld, data_dir)
     mdir = Path(out_dir) / 'models' / f'{arch}_{mode}'
     final = mdir / 'model.pt'
-    settings = dict(
-        dataset=str(Path(gld.root).resolve()),
-        n_train=len(gld.train),
-        arch=arch,
-        mode=mode,
-        weights=weights if weights in ('imagenet', 'none', None) else str(Path(weights).resolve()),
-        epochs=epochs,
-        image_size=image_size,
-        crop_size=crop_size,
-        batch_size=batch_size,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        seed=seed,
-        val_frac=val_frac,
-        cap=cap,
-        rare_below=rare_below,
-        warmup=warmup,
-        clip=clip,
-        amp=amp,
-    )
+    settings = dict(dataset=str(Path(gld.root).resolve()), n_train=len(gld.train), arch=arch, mode=mode,
+                    weights=weights if weights in ('imagenet', 'none', None) else str(Path(weights).resolve()),
+                    epochs=epochs, image_size=image_size, crop_size=crop_size, batch_size=batch_size, lr=lr,
+                    momentum=momentum, weight_decay=weight_decay, seed=seed, val_frac=val_frac, cap=cap,
+                    rare_below=rare_below, warmup=warmup, clip=clip, amp=amp)
     if overwrite and mdir.exists(): shutil.rmtree(mdir)
     if final.exists():
         _check_settings(final, torch.load(final, weights_only=True)['meta']['settings'], settings)
@@ -341,7 +324,6 @@ def predict(checkpoint, # a checkpoint written by `train`
         {'id': frame['id'].values, 'landmark_id': [lids[int(i)] for i in idx], 'score': score.astype(float)}
     )
 
-
 def as_predictions(pred:pd.DataFrame, threshold:float=0.0) -> dict:
     "`{id: (landmark_id, score)}` for landmarks.evaluation; scores below `threshold` become no prediction."
     return {r.id: ((r.landmark_id, r.score) if r.score >= threshold else None) for r in pred.itertuples()}
@@ -366,7 +348,6 @@ def clean_accuracy(pred:pd.DataFrame, # `predict`'s answer (eval mode, centre cr
     return (
         float(np.mean([truth[i] == l for i, l in zip(pred['id'], pred['landmark_id'])])) if len(pred) else float('nan')
     )
-
 
 def per_image_correct(pred:pd.DataFrame, solution:dict) -> np.ndarray:
     "1/0 per test image that shows a landmark (sorted by id): is `pred`'s top-1 landmark right?"
@@ -490,17 +471,8 @@ def recognize_cli(checkpoint:str,          # a checkpoint written by `landmarks 
     require(batch_size >= 1, '--batch_size', batch_size, 'an integer >= 1')
     require(workers >= 0, '--workers', workers, 'an integer >= 0')
     gld = _as_gld(dataset, data_dir)
-    path = recognize(
-        checkpoint,
-        gld.test,
-        out_csv,
-        threshold,
-        overwrite,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        progress=True,
-    )
+    path = recognize(checkpoint, gld.test, out_csv, threshold, overwrite, batch_size=batch_size, workers=workers,
+                     device=device, progress=True)
     print(path)
     if gld.recognition_solution is not None:
         from landmarks.evaluation import read_submission

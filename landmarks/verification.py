@@ -209,11 +209,8 @@ def search_queries(index, # a landmarks.kdtree.Index
     "{query id: (Neighbours, query locations, query image size)} for every query image."
     feats, out = _features(queries, ids), {}
     for qid, f in tqdm(feats.items(), desc=f'{index.kind} search', disable=not progress):
-        out[qid] = (
-            index.search(f['descriptors'], k=k),
-            np.asarray(f['locations'], np.float32),
-            np.asarray(f['image_size']),
-        )
+        out[qid] = (index.search(f['descriptors'], k=k), np.asarray(f['locations'], np.float32),
+                    np.asarray(f['image_size']))
     return out
 
 def verify_queries(index, # the searched index (for image ids)
