@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['MAX_SIDE', 'log', 'FIELDS', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'AMP_MODES',
-           'demo_image', 'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'image_frame', 'shrink', 'read_image',
-           'store_files', 'stored_ids', 'feature_settings', 'skipped_csv', 'extract_features', 'read_features',
-           'make_extractor', 'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp',
-           'DELFExtractor', 'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure',
-           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
+           'demo_image', 'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'open_images', 'image_frame', 'shrink',
+           'read_image', 'store_files', 'stored_ids', 'feature_settings', 'skipped_csv', 'extract_features',
+           'read_features', 'make_extractor', 'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native',
+           'resolve_amp', 'DELFExtractor', 'feature_agreement', 'traced_centre', 'load_delf', 'train_delf',
+           'attention_figure', 'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings',
+           'extract_cli']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -129,24 +130,28 @@ def _is_gld(root:Path) -> bool:
     "Does `root` look like a GLD-layout dataset (split CSVs beside split folders)?"
     return any((root/f'{s}.csv').exists() for s in ('train', 'index', 'test'))
 
+def open_images(src,                # SynthLandmarks spec, GLD-layout folder or photo folder (<landmark>/<image>)
+                data_dir='../data', # where SynthLandmarks datasets live
+               ):
+    "The GLD of an image source: a SynthLandmarks spec (made once), a GLD-layout folder, or a photo folder."
+    s = str(src)
+    if s.startswith('synth:'):
+        from landmarks.data import dataset_root
+        root = Path(dataset_root(s, data_dir))
+    else: root = Path(s)
+    if not root.exists(): raise FileNotFoundError(f"images={s!r}: no such dataset or folder")
+    if _is_gld(root):
+        from landmarks.data import load_gld
+        return load_gld(root)
+    from landmarks.download import load_folder
+    return load_folder(root)
+
 def image_frame(images,                   # DataFrame (id, path), GLD, GLD root, SynthLandmarks spec or photo folder
                 data_dir='../data',       # where SynthLandmarks datasets live
                 splits=('train', 'index', 'test'), # GLD splits to take
                ) -> pd.DataFrame:
     "A frame of unique `id` and `path` for the images to extract."
-    if isinstance(images, (str, Path)):
-        s = str(images)
-        if s.startswith('synth:'):
-            from landmarks.data import dataset_root
-            root = Path(dataset_root(s, data_dir))
-        else: root = Path(s)
-        if not root.exists(): raise FileNotFoundError(f"images={s!r}: no such dataset or folder")
-        if _is_gld(root):
-            from landmarks.data import load_gld
-            images = load_gld(root)
-        else:
-            from landmarks.download import load_folder
-            images = load_folder(root)
+    if isinstance(images, (str, Path)): images = open_images(images, data_dir)
     if not isinstance(images, pd.DataFrame):
         frames = [getattr(images, s) for s in splits if getattr(images, s, None) is not None]
         if not frames: raise ValueError(f"images: {type(images).__name__} has none of the splits {splits}")

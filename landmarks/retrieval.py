@@ -44,15 +44,13 @@ def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, revi
         return None, None
     if role not in ('index', 'queries', 'train'):
         raise ValueError(f"role={role!r}: expected 'index', 'queries' or 'train'")
-    from landmarks.data import dataset_root, load_gld
+    from landmarks.data import dataset_root
+    from landmarks.delf import open_images
     root = Path(dataset_root(s, data_dir)) if s.startswith('synth:') else Path(s)
     if not root.exists(): raise FileNotFoundError(f"{s}: no such dataset, photo folder or feature store")
     from landmarks.benchmarks import is_revisited, revisited_frame
     if is_revisited(root): return revisited_frame(root, role), None    # ROxford5k / RParis6k (08a)
-    if any((root / f'{p}.csv').exists() for p in ('train', 'index', 'test')): gld = load_gld(root)
-    else:
-        from landmarks.download import load_folder
-        gld = load_folder(root)
+    gld = open_images(root, data_dir)
     frame = {'index': gld.index, 'queries': gld.test, 'train': gld.train}[role]
     if frame is None or not len(frame): raise ValueError(f"{s}: has no {({'queries': 'test'}).get(role, role)} images")
     return frame, gld
