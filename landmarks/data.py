@@ -27,11 +27,12 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path,
+                tmp_dir=None):   # where the temporary file goes (default: beside `path`; the same filesystem)
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=tmp_dir or path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

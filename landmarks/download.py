@@ -10,7 +10,7 @@ __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CS
 
 # %% ../nbs/00a_download.ipynb #7462b055
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
-import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile, tempfile
+import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile
 import threading, time, urllib.error, urllib.request, warnings
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
@@ -244,24 +244,14 @@ def _exclusive(folder):
             raise RuntimeError(f'{folder} is being written by another download (lock {folder}/.lock)') from None
         yield
 
-def _write_atomic(path, data:bytes, tmp_dir=None):
-    "Write `data` to `path` through a temporary file in `tmp_dir` (default: beside it) and a rename."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 def _download_one(image_id, url, dest, tmp_dir, opts):
     "Fetch, check, resize and write one image; returns the failure reason or None."
     if not isinstance(url, str) or not url.strip() or url == 'None': return 'no url'
     if not url.lower().startswith(('http://', 'https://')): return 'unsupported url'
     try:
         data = fetch(url, timeout=opts['timeout'], retries=opts['retries'], backoff=opts['backoff'])
-        _write_atomic(dest, reencode(data, opts['size'], opts['resize'], opts['quality']), tmp_dir)
+        jpeg = reencode(data, opts['size'], opts['resize'], opts['quality'])
+        with atomic_path(dest, tmp_dir) as t: t.write_bytes(jpeg)
     except DownloadError as e: return e.reason
     except Exception as e: return f'error: {type(e).__name__}: {e}'
 
