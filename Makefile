@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MPLBACKEND := Agg
 PROFILE ?= cpu
 
-.PHONY: install report test smoke export clean-nbs lab bench
+.PHONY: install report test lint smoke export clean-nbs lab bench
 
 install: $(STAMP)
 
@@ -27,8 +27,11 @@ smoke: install
 test: install
 	$(PY) tools/run_tests.py
 
+lint: install
+	$(VENV)/bin/ruff check --select E501,E702,E703,F401 --line-length 120 landmarks/
+
 export: install
-	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean
+	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean && $(PY) tools/wrap_all.py
 
 lab: install
 	$(VENV)/bin/jupyter lab nbs/

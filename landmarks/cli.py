@@ -31,7 +31,8 @@ ROUTES = {  # (command, flag, value or None): where that variant of the command 
 def _usage():
     "The top-level help text."
     rows = '\n'.join(f'  {k:<10} {v[2]}' for k, v in COMMANDS.items())
-    return f'usage: landmarks COMMAND [ARGS]...\n\ncommands:\n{rows}\n\n`landmarks COMMAND --help` for a command\'s options.'
+    head = 'usage: landmarks COMMAND [ARGS]...\n\ncommands:\n'
+    return f"{head}{rows}\n\n`landmarks COMMAND --help` for a command's options."
 
 # %% ../nbs/99_cli.ipynb #a920c059
 def _route(name, args):

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 import numpy as np, h5py
 from tqdm.auto import tqdm
-from .delf import FIELDS, read_features, feature_settings, _files, _atomic
+from .data import atomic_path
+from .delf import FIELDS, feature_settings, store_files
 
 # %% ../nbs/04_pca.ipynb #00e806db
 def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -19,7 +20,7 @@ def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-1
 def _sample_batches(h5, sample, seed, batch=8192):
     "Batches of L2-normalised float64 descriptors: a uniform sample of `sample` of them over every file of the store."
     counts = []
-    for fn in _files(h5):
+    for fn in store_files(h5):
         with h5py.File(fn, 'r') as f: counts += [(fn, k, f[k]['descriptors'].shape[0]) for k in f.keys()]
     total = sum(c for *_, c in counts)
     if not total: raise ValueError(f"{h5}: the feature store holds no descriptors")
@@ -30,8 +31,11 @@ def _sample_batches(h5, sample, seed, batch=8192):
         idx = take[np.searchsorted(take, s):np.searchsorted(take, s + c)] - s
         if not len(idx): continue
         with h5py.File(fn, 'r') as f: d = f[k]['descriptors'][()][idx]
-        buf.append(_l2(d.astype(np.float64))); n += len(idx)
-        if n >= batch: yield np.concatenate(buf); buf, n = [], 0
+        buf.append(_l2(d.astype(np.float64)))
+        n += len(idx)
+        if n >= batch:
+            yield np.concatenate(buf)
+            buf, n = [], 0
     if buf: yield np.concatenate(buf)
 
 # %% ../nbs/04_pca.ipynb #17dc9ad1
@@ -52,10 +56,13 @@ def fit_pca(features_h5,          # a feature store (03_delf)
         old.pop('n_fitted', None)
         if old == json.loads(json.dumps(st)): return out_npz
         raise ValueError(f"{out_npz}: fitted with other settings {old}; pass overwrite=True or another out_npz")
-    s = xtx = None; n = 0
+    s = xtx = None
+    n = 0
     for x in _sample_batches(features_h5, sample, seed):
         if s is None: s, xtx = np.zeros(x.shape[1]), np.zeros((x.shape[1],) * 2)
-        s += x.sum(0); xtx += x.T @ x; n += len(x)
+        s += x.sum(0)
+        xtx += x.T @ x
+        n += len(x)
     D = len(s)
     if max(dims) > D: raise ValueError(f"dims={tuple(dims)}: the descriptors have only {D} dimensions")
     if n < 2: raise ValueError(f"{features_h5}: {n} descriptor(s) are too few to fit a PCA")
@@ -65,7 +72,7 @@ def fit_pca(features_h5,          # a feature store (03_delf)
     vec *= np.where(vec[np.arange(D), np.abs(vec).argmax(1)] < 0, -1, 1)[:, None]   # a deterministic sign
     st['n_fitted'] = int(n)
     out_npz.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(out_npz) as t:
+    with atomic_path(out_npz) as t:
         with open(t, 'wb') as fh:
             np.savez(fh, mean=mean.astype(np.float32), components=vec[:max(dims)].astype(np.float32),
                      variances=var.astype(np.float64), settings=np.array(json.dumps(st)))
@@ -113,16 +120,17 @@ def pca_features(features_h5,   # a feature store
     if out_h5.exists() and not overwrite:
         if json.loads(json.dumps(st)) == feature_settings(out_h5): return out_h5
         raise ValueError(f"{out_h5}: made with other settings; pass overwrite=True or another out_h5")
-    with _atomic(out_h5) as t, h5py.File(t, 'w') as out:
+    with atomic_path(out_h5) as t, h5py.File(t, 'w') as out:
         out.attrs['settings'] = json.dumps(st)
-        for fn in _files(features_h5):
+        for fn in store_files(features_h5):
             with h5py.File(fn, 'r') as f:
                 for k in tqdm(list(f.keys()), desc='pca', unit='img', leave=False):
                     if k in out: continue
                     g = out.create_group(k)
                     for n in FIELDS:
                         v = f[k][n][()]
-                        if n == 'descriptors': v = pca.transform(v, dim, whiten).astype(np.float16 if float16 else np.float32)
+                        if n == 'descriptors':
+                            v = pca.transform(v, dim, whiten).astype(np.float16 if float16 else np.float32)
                         g.create_dataset(n, data=v)
     return out_h5
 

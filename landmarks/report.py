@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'COLUMNS', 'FORMATS', 'SALIENCY_CAPTION', 'FIGURES', 'TABLES', 'SHOWN', 'load_table', 'stage_note',
-           'abstract', 'pretty', 'markdown_table', 'write_table', 'with_published', 'weights_caption',
+__all__ = ['PUBLISHED', 'COLUMNS', 'FORMATS', 'SALIENCY_CAPTION', 'FIGURES', 'TABLES', 'SHOWN', 'load_table',
+           'stage_note', 'abstract', 'pretty', 'markdown_table', 'write_table', 'with_published', 'weights_caption',
            'recognition_caption', 'retrieval_caption', 'figure_caption', 'report_figures', 'more_tables', 'beside_2018',
            'differences']
 

@@ -12,9 +12,9 @@ import pandas as pd
 from fastcore.script import call_parse
 
 # %% auto #0
-__all__ = ['REPORT', 'DEPENDS', 'TIMING_COLUMNS', 'repo_root', 'load_profiles', 'profile_params', 'notebook_parameters', 'stages',
-           'stage_params', 'stage_stamp', 'machine', 'write_timings', 'StageFailed', 'check_profile', 'run_report',
-           'report_cli']
+__all__ = ['REPORT', 'TIMING_COLUMNS', 'repo_root', 'load_profiles', 'profile_params', 'notebook_parameters', 'depends',
+           'stages', 'stage_params', 'input_stages', 'stage_stamp', 'machine', 'write_timings', 'StageFailed',
+           'check_profile', 'run_report', 'report_cli']
 
 # %% ../nbs/90_runner.ipynb #193bc22e
 def repo_root() -> Path:
@@ -62,11 +62,29 @@ def _is_stage(nb_path) -> bool:
     params = notebook_parameters(nb_path)
     return params is not None and params.get('report_stage', True) is not False
 
+def depends(notebooks:list) -> dict:
+    "{stage: the stages it reads}: the `inputs` its parameters cell declares, else every stage named before it."
+    nbs = {Path(p).stem: Path(p) for p in notebooks}
+    out = {}
+    for s, p in nbs.items():
+        d = (notebook_parameters(p) or {}).get('inputs')
+        if s == REPORT: d = list(nbs)                                   # the report gathers every stage
+        elif d is None: d = [n for n in nbs if n < s and n != REPORT]
+        unknown = sorted(set(d) - set(nbs))
+        if unknown: raise ValueError(f'{p.name}: inputs {unknown} are not stages ({", ".join(sorted(nbs))})')
+        out[s] = sorted(set(d) - {s})
+    return out
+
 def stages(nbs_dir=None) -> list:
-    "The notebooks the report runs, in order (numbered, with a parameters cell; `09_report` last)."
+    "The notebooks the report runs (numbered, with a parameters cell): by name, each after its inputs; the report last."
     nbs_dir = Path(nbs_dir) if nbs_dir else repo_root()/'nbs'
-    nbs = [p for p in sorted(nbs_dir.glob('[0-9][0-9]*.ipynb')) if _is_stage(p)]
-    return sorted(nbs, key=lambda p: (p.stem == REPORT, p.stem))
+    nbs = {p.stem: p for p in sorted(nbs_dir.glob('[0-9][0-9]*.ipynb')) if _is_stage(p)}
+    deps, order = depends(list(nbs.values())), []
+    while len(order) < len(nbs):
+        ready = [s for s in sorted(nbs) if s not in order and set(deps[s]) <= set(order)]
+        if not ready: raise ValueError(f'the inputs of {sorted(set(nbs) - set(order))} form a cycle')
+        order.append(min(ready, key=lambda s: (s == REPORT, s)))
+    return [nbs[s] for s in order]
 
 # %% ../nbs/90_runner.ipynb #0c3603b3
 def stage_params(profiles:dict, profile:str, nb_path, out, nbs_dir) -> dict:
@@ -79,27 +97,18 @@ def stage_params(profiles:dict, profile:str, nb_path, out, nbs_dir) -> dict:
     return params
 
 # %% ../nbs/90_runner.ipynb #fe539813
-DEPENDS = {
-    '00_data': [], '00a_download': [], '08_evaluation': [],
-    '01_augmentation': ['00_data'], '02_transfer': ['00_data', '01_augmentation', '08_evaluation'],
-    '03_delf': ['00_data', '02_transfer'], '04_pca': ['03_delf'],
-    '05_kdtree': ['03_delf', '04_pca'], '06_verification': ['05_kdtree'],
-    '07_saliency': ['00_data', '03_delf', '04_pca', '05_kdtree', '06_verification'],
-    '07a_retrieval': ['03_delf', '04_pca', '05_kdtree', '06_verification', '07_saliency', '08_evaluation'],
-    '07b_ablations': ['00_data', '03_delf', '04_pca', '05_kdtree', '06_verification', '07_saliency',
-                      '07a_retrieval', '08_evaluation'],
-    '10_scale': ['03_delf', '04_pca', '05_kdtree'],
-    '07c_organize': ['00_data', '03_delf', '05_kdtree', '06_verification', '07_saliency', '07a_retrieval'],
-    '08a_benchmarks': ['00_data', '03_delf', '05_kdtree', '06_verification', '07a_retrieval', '08_evaluation'],
-}
-
 def _code_hash(nb_path) -> str:
     nb = nbformat.read(str(nb_path), as_version=4)
     return hashlib.sha256('\n'.join(c.source for c in nb.cells if c.cell_type == 'code').encode()).hexdigest()
 
-def stage_stamp(nb_path, params:dict, upstream:dict) -> str:
-    "The stamp of a stage: its parameters, code, and the stamps of the stages it depends on."
-    deps = DEPENDS.get(Path(nb_path).stem, list(upstream))
+def input_stages(params:dict) -> set:
+    "The stages that write the stage inputs (`landmarks.data.ARTIFACTS` names) among the values of `params`."
+    from landmarks.data import ARTIFACTS
+    return {ARTIFACTS[v][0] for v in params.values() if isinstance(v, str) and v in ARTIFACTS}
+
+def stage_stamp(nb_path, params:dict, upstream:dict, deps=None) -> str:
+    "The stamp of a stage: its parameters, code, and the stamps of the stages in `deps` (None: all of `upstream`)."
+    deps = list(upstream) if deps is None else deps
     key = dict(params=params, code=_code_hash(nb_path), deps={d: upstream.get(d) for d in sorted(deps)})
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -191,12 +200,17 @@ def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=Fals
     unknown = set(notebooks or []) - {p.stem for p in todo}
     if unknown: raise ValueError(f'parameter notebooks: unknown {sorted(unknown)}; stages are {[p.stem for p in todo]}')
     out = Path(out).resolve() if out else root/'reports'/profile
+    deps, order = depends(todo), [p.stem for p in todo]
+    plan = [(nb, stage_params(profs, profile, nb, out, nbs_dir)) for nb in todo]
+    for nb, params in plan:
+        late = sorted(input_stages(params) - set(order[:order.index(nb.stem)]))
+        if late: raise ValueError(f'{nb.name}: its parameters name files {late} write, which do not run before it; '
+                                  'add them to its inputs')
     (out/'.stamps').mkdir(parents=True, exist_ok=True)
     stamps, rows, here, t_all = {}, [], machine(), time.time()
     log(f'report: profile {profile}, {len(todo)} notebooks, output {out}')
-    for nb in todo:
-        params = stage_params(profs, profile, nb, out, nbs_dir)
-        stamp = stage_stamp(nb, params, stamps)
+    for nb, params in plan:
+        stamp = stage_stamp(nb, params, stamps, sorted(set(deps[nb.stem]) | input_stages(params)))
         stamps[nb.stem] = stamp
         sfile, out_nb = out/'.stamps'/f'{nb.stem}.json', out/nb.name
         old = json.loads(sfile.read_text()) if sfile.exists() else {}

@@ -99,7 +99,7 @@ def test_report_prints_the_parameters_a_stage_gets_for_papermill(tmp_path):
     r = _cli('--profile', 'cpu', '--params', '04_pca', '--out', str(tmp_path/'out'))
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
-    assert p['profile'] == 'cpu' and p['out_dir'] == str(tmp_path/'out') and Path(p['features']).is_absolute()
+    assert p['profile'] == 'cpu' and p['out_dir'] == str(tmp_path/'out') and p['features'] == 'delf_features'
     assert not (tmp_path/'out').exists()
 
 
@@ -126,6 +126,38 @@ def test_a_misspelt_profile_key_or_section_stops_before_any_stage_runs(mini):
     assert _runs(out) == {'a': 1, 'b': 1, 'c': 1} and (out/'b.txt').read_text() == '3\n'
 
 
+def test_declared_inputs_order_the_stages_and_decide_what_reruns(mini):
+    nbs, prof, out = mini
+    _nb(nbs/'01_b.ipynb', 'out_dir = "."\nbeta = 1\ninputs = ["02_c"]', 'open(f"{out_dir}/b.txt", "a").write(f"{beta}\\n")')
+    _nb(nbs/'02_c.ipynb', 'out_dir = "."\ngamma = 1\ninputs = []', 'open(f"{out_dir}/c.txt", "a").write(f"{gamma}\\n")')
+    assert [p.stem for p in stages(nbs)] == ['00_a', '02_c', '01_b']          # 01_b reads 02_c: 02_c runs first
+    kw = dict(out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    run_report('t', **kw)
+    prof.write_text('[t]\nalpha = 5\nbeta = 3\ngamma = 4\n')
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 2, 'b': 1, 'c': 1}              # neither declares 00_a: alpha reruns 00_a alone
+    prof.write_text('[t]\nalpha = 5\nbeta = 3\ngamma = 6\n')
+    run_report('t', **kw)
+    assert _runs(out) == {'a': 2, 'b': 2, 'c': 2}              # 01_b declares 02_c
+    _nb(nbs/'02_c.ipynb', 'out_dir = "."\ngamma = 1\ninputs = ["00_x"]', 'pass')
+    with pytest.raises(ValueError, match=r"02_c.ipynb: inputs \['00_x'\] are not stages"):
+        stages(nbs)
+
+
+def test_a_stage_input_named_in_a_profile_must_come_from_an_earlier_stage(mini):
+    nbs, prof, out = mini
+    _nb(nbs/'00_a.ipynb', 'out_dir = "."\nalpha = 1\nfeatures = None', 'pass')
+    prof.write_text('[t]\nfeatures = "delf_features"\n')                  # 03_delf's store: no such stage here
+    with pytest.raises(ValueError, match=r"00_a.ipynb: its parameters name files \['03_delf'\] write"):
+        run_report('t', out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    assert not out.exists()
+
+
+def test_profiles_hold_no_paths_into_reports():
+    text = (ROOT/'profiles.toml').read_text()
+    assert 'reports/' not in text.replace('# No paths into reports/', ''), 'name a stage input (ARTIFACTS) instead'
+
+
 def test_the_shipped_profiles_name_only_declared_parameters():
     profs, nbs = load_profiles(), stages(repo_root()/'nbs')
     for p in profs: check_profile(profs, p, nbs)
@@ -148,8 +180,12 @@ def test_profiles_define_smoke_cpu_gld():
 
 @pytest.mark.skipif(os.environ.get('LANDMARKS_SKIP_SMOKE_REPORT') == '1', reason='smoke report disabled')
 def test_smoke_profile_of_the_whole_report(tmp_path):
-    "The runner end to end on the smoke profile: every stage, the tables, the HTML report."
+    "The runner end to end on the smoke profile: every stage, the tables, the HTML report; nothing under reports/."
+    reports = ROOT/'reports'
+    before = {p: p.stat().st_mtime_ns for p in reports.rglob('*')} if reports.exists() else {}
     out = run_report('smoke', out=tmp_path/'smoke', log=print)
+    after = {p: p.stat().st_mtime_ns for p in reports.rglob('*')} if reports.exists() else {}
+    assert after == before, f'--out elsewhere wrote under reports/: {sorted(set(after.items()) - set(before.items()))[:5]}'
     names = [p.stem for p in stages()]
     for n in names: assert (out/f'{n}.ipynb').exists(), n
     assert (out/'report.html').exists() and (out/'report.html').stat().st_size > 10_000

@@ -1,5 +1,5 @@
-"""Run every test of the project: `nbdev_test` over nbs/ and pytest over tests/, then print one
-`N passed, N failed` line that counts both (notebooks count one test each)."""
+"""Run every test of the project: ruff over landmarks/, `nbdev_test` over nbs/ and pytest over tests/, then print
+one `N passed, N failed` line that counts them all (ruff and each notebook count one test each)."""
 import os, re, subprocess, sys, tempfile, time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,10 +14,19 @@ def tee(cmd):
     p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = []
     for line in p.stdout:
-        sys.stdout.write(line); sys.stdout.flush(); out.append(line)
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        out.append(line)
     return p.wait(), ''.join(out)
 
 t0 = time.time()
+LINT = ['--select', 'E501,E702,E703,F401', '--line-length', '120', 'landmarks/']   # also `make lint`
+rc_lint, _ = tee([str(bindir/'ruff'), 'check', *LINT])
+lint_failed = int(rc_lint != 0)
+if lint_failed:
+    print('ruff: failed (after nbdev_export, `make export` rewraps `__all__`; fix the notebooks, then export)')
+print(f'ruff: {1 - lint_failed} passed, {lint_failed} failed', flush=True)
+
 workers = os.environ.get('NBDEV_WORKERS', '2')
 rc_nb, out = tee([str(bindir/'nbdev_test'), '--do_print', '--timing', '--n_workers', workers])
 started = set(re.findall(r'Starting (\S+?\.ipynb)', out))   # parallel workers can print two on one line
@@ -35,12 +44,15 @@ with tempfile.TemporaryDirectory() as d:
     py_total = py_fail = py_skip = 0
     if xml.exists():
         for s in ET.parse(xml).getroot().iter('testsuite'):
-            py_total += int(s.get('tests', 0)); py_skip += int(s.get('skipped', 0))
+            py_total += int(s.get('tests', 0))
+            py_skip += int(s.get('skipped', 0))
             py_fail += int(s.get('failures', 0)) + int(s.get('errors', 0))
 if rc_py not in (0, 5) and py_fail == 0: py_fail = 1   # pytest itself broke (collection, usage)
-passed = nb_passed + py_total - py_fail - py_skip
-failed = nb_failed + py_fail
+passed = 1 - lint_failed + nb_passed + py_total - py_fail - py_skip
+failed = lint_failed + nb_failed + py_fail
 if failed_nbs: print('failed notebooks: ' + ', '.join(failed_nbs))
+if lint_failed:
+    print('failed: ruff check landmarks/')
 print(f'total time {time.time()-t0:.0f}s')
 print(f'{passed} passed, {failed} failed' + (f', {py_skip} skipped' if py_skip else ''))
 sys.exit(1 if failed else 0)
