@@ -157,3 +157,32 @@ def test_index_html_in_chromium(photos, tmp_path):
                    timeout=300)
     im = np.asarray(Image.open(shot).convert('L'), np.float32)
     assert im.shape == (2000, 1200) and im.std() > 10                        # drawn, not a blank page
+
+
+@pytest.mark.parametrize('backend', ['delf', 'delf-tfhub'])
+def test_delf_backends(photos, tmp_path, backend):
+    "`--features delf` (a train_delf-format checkpoint) and `--features delf-tfhub` (a SavedModel with TF-Hub DELF's"
+    " signature) run the same command: every photo once, and the feature store records the backend."
+    import torch
+    from landmarks.delf import DELF, feature_settings, save_tiny_tfhub_delf
+    d, items, _, _ = photos
+    folder = tmp_path / 'flat'
+    _link(folder, items[:12])
+    if backend == 'delf':
+        torch.manual_seed(0)
+        m = DELF('resnet18', 4, 16)
+        meta = dict(kind='delf', arch='resnet18', n_classes=4, hidden=16, classes={}, mean=[0.485, 0.456, 0.406],
+                    std=[0.229, 0.224, 0.225], geometry=m.geometry, dims=m.dim, metrics=[], settings={})
+        model = tmp_path / 'delf_resnet18.pt'
+        torch.save(dict(meta=meta, state_dict=m.state_dict()), model)
+    else:
+        model = save_tiny_tfhub_delf(tmp_path / 'hub')
+    out = tmp_path / 'out'
+    main(['organize', str(folder), '--out', str(out), '--features', backend, '--model', str(model),
+          '--image-size', '128'])
+    groups = pd.read_csv(out / 'groups.csv', dtype={'image': str})
+    assert sorted(groups.image) == sorted(n for n, _ in items[:12])
+    assert groups.group.ge(-1).all() and groups.confidence.between(0, 1).all()
+    stores = list((out / 'work').rglob('*.h5'))
+    assert stores, 'no feature store written'
+    assert {feature_settings(s)['backend'] for s in stores} == {backend}
