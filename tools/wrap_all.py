@@ -1,7 +1,7 @@
 """Rewrap the `__all__` that nbdev_export writes into each module within 120 columns (nbdev wraps the list at 120
 and then prefixes `__all__ = `, so its first line can reach 130). Idempotent; `make export` runs it after
-nbdev_export."""
-import ast, re, sys
+nbdev_export, and so does the last (hidden) cell of every notebook."""
+import ast, re
 from pathlib import Path
 from textwrap import TextWrapper
 
@@ -24,4 +24,3 @@ if __name__ == '__main__':
         old = p.read_text()
         new = rewrap(old)
         if new != old: p.write_text(new)
-    sys.exit(0)
