@@ -17,7 +17,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +39,14 @@ def cpu_model() -> str:
     return platform.processor() or 'unknown'
 
 
+def write_csv(rows, out):
+    "The rows so far, written atomically."
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix('.tmp')
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    os.replace(tmp, out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--epochs', default='2,4,8,16', help='source epochs to try (comma-separated)')
@@ -59,27 +66,21 @@ def main():
     n_val = len(train_val_split(target.train, 1/3, 0, copies_dir=work/'val_copies')[1])
     command = 'python benchmarks/bench_pretrain.py ' + ' '.join(sys.argv[1:])
     rows = []
+    out = Path(a.out)
     for n in [int(e) for e in a.epochs.split(',')]:
         for arch in ('resnet18', 'resnet50'):
-            t = time.time()
             init = train(source, work/f'source{n}', arch, 'finetune', 'none', n, lr=p['lr_source'], **common)
-            src_min = (time.time() - t) / 60
-            src_val = pd.read_csv(init.parent/'metrics.csv').val_acc.iloc[-1]
+            src = pd.read_csv(init.parent/'metrics.csv')           # training time summed over epochs (resumable)
             for mode in [m for a_, m in RUNS if a_ == arch]:
-                t = time.time()
                 lr = p['lr_finetune'] if mode == 'finetune' else p['lr_frozen']
                 ck = train(target, work/f'target{n}', arch, mode, str(init), p['epochs'], lr=lr, **common)
                 m = pd.read_csv(ck.parent/'metrics.csv')
-                rows.append(dict(source_epochs=n, arch=arch, mode=mode, source_val_acc=src_val,
-                                 val_acc=m.val_acc.iloc[-1], n_val=n_val, source_minutes=src_min,
-                                 target_minutes=(time.time() - t) / 60, cpu_model=cpu_model(),
+                rows.append(dict(source_epochs=n, arch=arch, mode=mode, source_val_acc=src.val_acc.iloc[-1],
+                                 val_acc=m.val_acc.iloc[-1], n_val=n_val, source_minutes=src.seconds.sum() / 60,
+                                 target_minutes=m.seconds.sum() / 60, cpu_model=cpu_model(),
                                  threads=threads, load_average=os.getloadavg()[0], command=command))
                 print(rows[-1], flush=True)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.tmp')
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, out)
+                write_csv(rows, out)              # after every run: a stopped benchmark keeps what it measured
     print(pd.DataFrame(rows).drop(columns=['command', 'cpu_model']).to_string(index=False))
     print(f'wrote {out}')
 
