@@ -308,6 +308,7 @@ def choose_source_epochs(results, # bench_pretrain.py's CSV (or frame): source_e
     var = df.val_acc * (1 - df.val_acc) / df.n_val.clip(lower=1)
     g = df.assign(var=var).groupby('source_epochs').agg(mean=('val_acc', 'mean'), var=('var', 'sum'),
                                                         runs=('val_acc', 'size'))
+    g = g[g['runs'] == g['runs'].max()].copy()      # a schedule whose runs are not all measured yet is left out
     g['se'] = np.sqrt(g['var']) / g['runs']
     best = g['mean'].idxmax()
     g['within'] = g['mean'] >= g.loc[best, 'mean'] - g.loc[best, 'se']
