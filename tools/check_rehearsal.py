@@ -51,7 +51,8 @@ def problems(out:Path) -> list:
     else:
         t = pd.read_csv(t2)
         if not TABLE2_ROWS <= set(t.method) or not t.map100.between(0, 1).all():
-            bad.append(f'{t2}: rows {sorted(t.method)} lack {sorted(TABLE2_ROWS - set(t.method))} or mAP outside [0, 1]')
+            lack = sorted(TABLE2_ROWS - set(t.method))
+            bad.append(f'{t2}: rows {sorted(t.method)} lack {lack} or mAP@100 outside [0, 1]')
     for f in FIGURES:
         p = out/'figures'/f
         if not p.exists() or p.stat().st_size < 1000: bad.append(f'{p}: missing or empty')
