@@ -74,7 +74,9 @@ if __name__ == '__main__':
         print(f'rehearsal check: FAIL ({len(bad)} problem(s) in {out})')
         for b in bad: print(f'  {b}')
         sys.exit(1)
+    import torch
     tim = pd.read_csv(out/'timings.csv')
-    print(f'rehearsal check: PASS: {len(stages(ROOT/"nbs"))} notebooks ran under [{PROFILE}] (gld\'s sections), '
-          f'tables 1 and 2 and Figure 1 written from the loopback GLD v2 download; stage times sum to '
-          f'{tim.seconds.sum() / 60:.1f} minutes ({out/"timings.csv"})')
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    print(f'rehearsal check: PASS (device {device}): {len(stages(ROOT/"nbs"))} notebooks ran under [{PROFILE}] '
+          "(gld's sections), tables 1 and 2 and Figure 1 written from the loopback GLD v2 download; stage times sum "
+          f'to {tim.seconds.sum() / 60:.1f} minutes ({out/"timings.csv"})')
