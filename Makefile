@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MPLBACKEND := Agg
 PROFILE ?= cpu
 
-.PHONY: install report test lint smoke export clean-nbs lab bench
+.PHONY: install report test lint smoke export clean-nbs lab bench rehearse
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ report: install
 
 smoke: install
 	$(PY) -m landmarks.cli report --profile smoke
+
+# the gld profile rehearsed on a GLD v2 miniature fetched from a loopback bucket (minutes on 2 cores), then checked
+rehearse: install
+	$(PY) -m landmarks.cli report --profile gld-mini
+	$(PY) tools/check_rehearsal.py reports/gld-mini
 
 test: install
 	$(PY) tools/run_tests.py

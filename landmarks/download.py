@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CSVS', 'REVISITED_IMAGES',
            'REVISITED_IMAGE_URL', 'REVISITED_GND_URL', 'LoopbackServer', 'DownloadError', 'fetch', 'reencode',
-           'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'download_gld_v1', 'load_folder',
-           'download_cli', 'download_revisited']
+           'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'gld_v2_bucket', 'mirror_gld_v2',
+           'download_gld_v1', 'load_folder', 'download_cli', 'download_revisited']
 
 # %% ../nbs/00a_download.ipynb #7462b055
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
-import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, sys, tarfile
+import csv, fcntl, hashlib, http.client, http.server, io, json, os, re, shutil, socket, subprocess, sys, tarfile
 import threading, time, urllib.error, urllib.request, warnings
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
@@ -20,7 +20,7 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageOps
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import GLD, atomic_path
+from .data import GLD, atomic_path, dataset_root, load_gld
 
 # %% ../nbs/00a_download.ipynb #3b12081b
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
@@ -581,6 +581,79 @@ def download_gld_v2(root,                       # dataset root (GLD v2 layout, w
                              '; '.join(f'{k}: {v}' for k, v in list(failed.items())[:5]))
     return root
 
+# %% ../nbs/00a_download.ipynb #45a33a12
+_MINI_SHARDS = {'train': 2, 'index': 1, 'test': 1}
+
+def _pack_split(frame, split, n, out):
+    "`n` tar shards of `frame`'s images (id order, dealt round-robin) and their md5 lists under `out`."
+    rows = sorted(zip(frame.id, frame.path))
+    for s in range(n):
+        tar = Path(GLD_V2_TAR.format(base=out, split=split, i=s))
+        tar.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tar, 'w') as tf:
+            for i, path in rows[s::n]: tf.add(path, arcname=f'{i[0]}/{i[1]}/{i[2]}/{i}.jpg')
+        md5 = Path(GLD_V2_MD5.format(base=out, split=split, i=s))
+        md5.parent.mkdir(parents=True, exist_ok=True)
+        md5.write_text(f'{_md5(tar)}  {tar.name}\n')
+
+def gld_v2_bucket(dataset:str,        # a SynthLandmarks spec or a GLD-layout folder (as `dataset_root` takes it)
+                  out_dir,            # the bucket folder (what `LoopbackServer(root=out_dir)` serves)
+                  shards:dict=None,   # tar shards per split (default train 2, index 1, test 1)
+                  data_dir='../data'  # where a SynthLandmarks dataset is generated
+                 ) -> Path:
+    "`dataset` in the GLD v2 bucket's layout: md5-listed tar shards, metadata and ground-truth CSVs; returns `out_dir`."
+    shards, out = {**_MINI_SHARDS, **(shards or {})}, Path(out_dir)
+    bad = {s: n for s, n in shards.items() if s not in _MINI_SHARDS or not n >= 1}
+    if bad: raise ValueError(f'shards={bad}: at least 1 shard for each of train, index and test')
+    gld = load_gld(dataset_root(dataset, data_dir))
+    if gld.recognition_solution is None or gld.retrieval_solution is None:
+        raise ValueError(f'dataset {dataset!r}: a bucket needs recognition_solution.csv and retrieval_solution.csv')
+    bad = {s: n for s, n in shards.items() if n > len(getattr(gld, s))}
+    if bad: raise ValueError(f'shards={bad}: more shards than images in the split')
+    want = dict(dataset=dataset, root=str(Path(gld.root).resolve()), shards=shards)
+    if (out/'bucket.json').exists() and json.loads((out/'bucket.json').read_text()) == want: return out
+    if out.exists() and not (out/'bucket.json').exists() and any(out.iterdir()):
+        raise FileExistsError(f'{out}: not empty and not a bucket made by gld_v2_bucket (no bucket.json)')
+    part = out.with_name(out.name + '.partial')
+    shutil.rmtree(part, ignore_errors=True)
+    for split, n in shards.items(): _pack_split(getattr(gld, split), split, n, part)
+    clean = gld.train.groupby('landmark_id').id.apply(lambda s: ' '.join(sorted(s))).reset_index(name='images')
+    tables = {'train.csv': gld.train.reindex(columns=['id', 'url', 'landmark_id']), 'train_clean.csv': clean,
+              'index.csv': gld.index[['id']], 'test.csv': gld.test[['id']],
+              'recognition_solution.csv': gld.recognition_solution, 'retrieval_solution.csv': gld.retrieval_solution}
+    for name, rel in GLD_V2_CSVS.items():
+        (part/rel).parent.mkdir(parents=True, exist_ok=True)
+        tables[name].to_csv(part/rel, index=False)
+    (part/'bucket.json').write_text(json.dumps(want, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(part, out)
+    return out
+
+# %% ../nbs/00a_download.ipynb #af2d5e84
+def mirror_gld_v2(dataset:str,        # a SynthLandmarks spec or a GLD-layout folder
+                  root,               # where `landmarks download gld-v2` puts the dataset (what `load_gld` reads)
+                  shards:dict=None,   # tar shards per split (default train 2, index 1, test 1)
+                  bucket=None,        # the bucket folder (default: beside root, `<root's parent>/bucket`)
+                  data_dir='../data', # where a SynthLandmarks dataset is generated
+                  quiet:bool=True     # no progress bars in the download
+                 ) -> Path:
+    "Serve `dataset` as a GLD v2 bucket on 127.0.0.1 and fetch it into `root` with `landmarks download gld-v2`."
+    root = Path(root)
+    bucket = gld_v2_bucket(dataset, Path(bucket) if bucket else root.parent/'bucket', shards, data_dir)
+    made = json.loads((bucket/'bucket.json').read_text())
+    if (root/'mirror.json').exists() and json.loads((root/'mirror.json').read_text()) != made:
+        raise FileExistsError(f'{root}: fetched from another bucket ({root/"mirror.json"}); '
+                              f'delete {root} to fetch again')
+    root.mkdir(parents=True, exist_ok=True)
+    (root/'mirror.json').write_text(json.dumps(made, indent=1))
+    with LoopbackServer(root=bucket) as srv:
+        args = ['download', 'gld-v2', '--root', str(root), '--base-url', srv.url(),
+                *(a for s, n in made['shards'].items() for a in (f'--{s}', str(n))), *(['--quiet'] if quiet else [])]
+        print('landmarks ' + ' '.join(args), flush=True)
+        rc = subprocess.run([sys.executable, '-m', 'landmarks.cli', *args]).returncode
+    if rc: raise DownloadError(f'landmarks download gld-v2 from the loopback bucket {bucket} exited with status {rc}')
+    return root
+
 # %% ../nbs/00a_download.ipynb #640f4ecf
 def download_gld_v1(root,                # dataset root, read by `load_gld(root, version=1)`
                     train:str=None,      # train.csv (id,url,landmark_id): a path or an http(s) URL
@@ -777,6 +850,22 @@ def download_cli(args:list=None):
     from landmarks.cli import parse_args
     kw = parse_args(func, f'{prog} {args[0]}', args[1:])   # a bad option raises one line, not usage
     return func(**kw)
+
+# %% ../nbs/00a_download.ipynb #659e762a
+@call_parse
+def _gld_v2_mirror_cli(dataset:str='synth:small',      # SynthLandmarks spec or GLD-layout folder to serve
+                       root:str='../data/gld/mini/v2', # dataset root the download writes
+                       train:int=2,                    # train shards of the bucket (all of them are fetched)
+                       index:int=1,                    # index shards
+                       test:int=1,                     # test shards
+                       bucket:str=None,                # bucket folder (default: beside ROOT)
+                       data_dir:str='../data',         # where SynthLandmarks datasets are generated
+                       quiet:bool=False):              # no progress bars
+    "Serve DATASET as a GLD v2 bucket on 127.0.0.1 and fetch it with `landmarks download gld-v2` (a rehearsal)."
+    root = mirror_gld_v2(dataset, root, dict(train=train, index=index, test=test), bucket, data_dir, quiet)
+    print(load_gld(root))
+
+_SOURCES['gld-v2-mirror'] = _gld_v2_mirror_cli
 
 # %% ../nbs/00a_download.ipynb #2355a60f
 REVISITED_IMAGES = {  # benchmark: its image archives below the image base URL

@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_runner.ipynb #a020bf9f
 from __future__ import annotations
-import ast, hashlib, json, logging, os, platform, shutil, sys, time, tomllib
+import ast, hashlib, json, logging, os, platform, shlex, shutil, subprocess, sys, time, tomllib
 from pathlib import Path
 
 import nbformat
@@ -12,9 +12,9 @@ import pandas as pd
 from fastcore.script import call_parse
 
 # %% auto #0
-__all__ = ['REPORT', 'TIMING_COLUMNS', 'repo_root', 'load_profiles', 'profile_params', 'notebook_parameters', 'depends',
-           'stages', 'stage_params', 'input_stages', 'stage_stamp', 'machine', 'write_timings', 'StageFailed',
-           'check_profile', 'run_report', 'report_cli']
+__all__ = ['REPORT', 'TIMING_COLUMNS', 'repo_root', 'load_profiles', 'profile_params', 'extended_profile',
+           'notebook_parameters', 'depends', 'stages', 'stage_params', 'input_stages', 'stage_stamp', 'machine',
+           'write_timings', 'StageFailed', 'check_profile', 'prepare', 'run_report', 'report_cli']
 
 # %% ../nbs/90_runner.ipynb #193bc22e
 def repo_root() -> Path:
@@ -26,10 +26,11 @@ def repo_root() -> Path:
                             'run from a clone of the repository')
 
 def load_profiles(path=None) -> dict:
-    "All profiles of `profiles.toml`."
+    "All profiles of `profiles.toml`, each with the profile it `extends` merged under it."
     path = Path(path) if path else repo_root()/'profiles.toml'
-    try: return tomllib.loads(path.read_text())
+    try: raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e: raise ValueError(f'{path}: {e}') from None
+    return {name: extended_profile(raw, name, path) for name in raw}
 
 def _profile(profiles:dict, profile:str, where='profiles.toml') -> dict:
     "The `profile` table, or an error naming the profiles there are."
@@ -41,6 +42,25 @@ def profile_params(profiles:dict, profile:str, notebook:str) -> dict:
     "Parameters of `notebook` (a stem such as `02_transfer`) under `profile`."
     p = _profile(profiles, profile)
     return {**{k: v for k, v in p.items() if not isinstance(v, dict)}, **p.get(notebook, {})}
+
+# %% ../nbs/90_runner.ipynb #f1d9808a
+def extended_profile(profiles:dict, # the raw tables of profiles.toml
+                     name:str, # the profile wanted
+                     where='profiles.toml', _seen:tuple=()) -> dict:
+    "Profile `name` with the profile it `extends` (recursively) merged under it, key by key and section by section."
+    p = profiles[name]
+    base = p.get('extends')
+    if base is None: return p
+    if not isinstance(base, str) or base not in profiles:
+        raise ValueError(f'{where}: [{name}] extends = {base!r}: not a profile there ({", ".join(profiles)})')
+    if base in (*_seen, name):
+        raise ValueError(f'{where}: [{name}] extends {base!r}: a cycle ({" -> ".join((*_seen, name, base))})')
+    under = extended_profile(profiles, base, where, (*_seen, name))
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in under.items()}
+    for k, v in p.items():
+        if k == 'extends': continue
+        out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 # %% ../nbs/90_runner.ipynb #633ae045
 REPORT = '09_report'   # the stage that assembles the report: it runs after every other stage
@@ -173,6 +193,22 @@ def check_profile(profs:dict, profile:str, notebooks:list, where='profiles.toml'
         if bad: raise ValueError(f'{where}: [{profile}."{sec}"] sets {", ".join(bad)}, not a parameter of {sec} '
                                  f'(it declares {", ".join(declared)})')
 
+# %% ../nbs/90_runner.ipynb #a775c665
+def prepare(profs:dict, profile:str, nbs_dir, where='profiles.toml', log=print) -> float:
+    "Run the `prepare` commands of `profile` in `nbs_dir`; return the seconds they took."
+    cmds = _profile(profs, profile, where).get('prepare', [])
+    if isinstance(cmds, str) or not all(isinstance(c, str) and c.strip() for c in cmds):
+        raise ValueError(f'{where}: [{profile}] prepare = {cmds!r}: give a list of command lines')
+    t0 = time.time()
+    for cmd in cmds:
+        args = shlex.split(cmd)
+        if args[0] == 'landmarks': args = [sys.executable, '-m', 'landmarks.cli', *args[1:]]
+        elif args[0] == 'python': args = [sys.executable, *args[1:]]
+        log(f'  prepare: {cmd}')
+        rc = subprocess.run(args, cwd=str(nbs_dir)).returncode
+        if rc: raise StageFailed(f'prepare: `{cmd}` ([{profile}] of {where}) exited with status {rc}')
+    return time.time() - t0
+
 # %% ../nbs/90_runner.ipynb #c887aded
 def _hidden(cell) -> bool:
     "A cell nbdev keeps out of the docs (`#| hide`), kept out of the report too."
@@ -209,6 +245,10 @@ def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=Fals
     (out/'.stamps').mkdir(parents=True, exist_ok=True)
     stamps, rows, here, t_all = {}, [], machine(), time.time()
     log(f'report: profile {profile}, {len(todo)} notebooks, output {out}')
+    if profs[profile].get('prepare'):                     # e.g. fetch the dataset the stages read
+        secs = prepare(profs, profile, nbs_dir, profiles or root/'profiles.toml', log)
+        rows.append(dict(stage='prepare', seconds=round(secs, 1), skipped=False, **here,
+                         finished=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())))
     for nb, params in plan:
         stamp = stage_stamp(nb, params, stamps, sorted(set(deps[nb.stem]) | input_stages(params)))
         stamps[nb.stem] = stamp
@@ -241,7 +281,7 @@ def run_report(profile:str='cpu', out=None, notebooks:list=None, force:bool=Fals
 
 # %% ../nbs/90_runner.ipynb #afe0f951
 @call_parse
-def report_cli(profile:str='cpu',         # smoke, cpu or gld (profiles.toml)
+def report_cli(profile:str='cpu',         # smoke, cpu, gld, gld-mini (profiles.toml)
                out:str=None,              # output folder (default reports/<profile>)
                only:str=None,             # comma-separated notebook stems to run (others are left as they are)
                force:bool=False,          # rerun stages even when up to date

@@ -468,3 +468,46 @@ def test_shard_killed_during_extraction_is_redone(tmp_path):
     jpgs = list((tmp_path/'train').rglob('*.jpg'))
     assert len(jpgs) == len(ids) and sorted(p.stem for p in jpgs) == sorted(ids)
     assert json.loads(marker.read_text())['images'] == len(ids) and leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- the GLD v2 miniature (gld-mini's data)
+
+
+@pytest.fixture(scope='module')
+def synth_dir(tmp_path_factory):
+    "One data_dir for the SynthLandmarks sets of the mirror tests (generated once)."
+    return tmp_path_factory.mktemp('data')
+
+
+def test_mirror_serves_a_bucket_that_landmarks_download_fetches_back_unchanged(tmp_path, synth_dir, capsys):
+    from landmarks.data import dataset_root
+    from landmarks.download import GLD_V2_CSVS, mirror_gld_v2
+    root = mirror_gld_v2('synth:tiny', tmp_path/'gld'/'v2', {'train': 3}, data_dir=synth_dir)
+    said = capsys.readouterr().out
+    assert 'landmarks download gld-v2 --root' in said and '--base-url http://127.0.0.1:' in said, said
+    bucket = tmp_path/'gld'/'bucket'
+    names = {str(p.relative_to(bucket)) for p in bucket.rglob('*') if p.is_file()}
+    assert {'train/images_002.tar', 'md5sum/train/md5.images_002.txt', 'index/images_000.tar', 'test/images_000.tar',
+            *GLD_V2_CSVS.values()} <= names
+    got, src = load_gld(root), load_gld(dataset_root('synth:tiny', synth_dir))
+    for split in ('train', 'index', 'test'):
+        a, b = (getattr(g, split).set_index('id').sort_index() for g in (got, src))
+        assert a.index.tolist() == b.index.tolist()
+        assert all(Path(p).read_bytes() == Path(q).read_bytes() for p, q in zip(a.path, b.path)), split
+    pd.testing.assert_frame_equal(got.retrieval_solution, src.retrieval_solution)
+    info = json.loads((root/'download_v2.json').read_text())
+    assert info['shards_done'] == 5 and not info['failed'] and info['settings']['base_url'].startswith('http://127.0.0.1:')
+
+
+def test_a_root_fetched_from_another_bucket_is_refused(tmp_path, synth_dir):
+    from landmarks.download import mirror_gld_v2
+    mirror_gld_v2('synth:tiny', tmp_path/'v2', data_dir=synth_dir)
+    with pytest.raises(FileExistsError, match='fetched from another bucket'):
+        mirror_gld_v2('synth:tiny', tmp_path/'v2', {'index': 2}, data_dir=synth_dir)
+
+
+def test_mirror_cli_is_a_download_source(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'landmarks.cli', 'download', 'gld-v2-mirror', '--dataset', 'synth:tiny',
+                        '--root', str(tmp_path/'v2'), '--data-dir', str(tmp_path), '--train', '0', '--quiet'],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "shards={'train': 0}" in r.stderr and 'Traceback' not in r.stderr, r.stderr

@@ -223,3 +223,53 @@ def test_papermills_false_parse_warnings_are_dropped(tmp_path, caplog):
     assert (tmp_path/'out'/'a.txt').read_text() == 'synth:tiny,seed=2'       # injected all the same
     assert not [r for r in caplog.records if 'Unable to parse' in r.getMessage() or 'unknown parameter' in r.getMessage()]
     assert [r for r in caplog.records if r.name.startswith('papermill')]     # papermill's other messages still pass
+
+
+def test_a_profile_that_extends_another_gets_its_keys_and_overrides_them_key_by_key(mini):
+    nbs, prof, out = mini
+    prof.write_text('[base]\nalpha = 2\nbeta = 3\n[base."02_c"]\ngamma = 4\n'
+                    '[over]\nextends = "base"\nbeta = 30\n[over."02_c"]\n')
+    profs = load_profiles(prof)
+    assert profs['over'] == {'alpha': 2, 'beta': 30, '02_c': {'gamma': 4}}      # `extends` itself is resolved away
+    run_report('over', out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    assert [(out/f'{n}.txt').read_text() for n in 'abc'] == ['2\n', '30\n', '4\n']
+    prof.write_text(prof.read_text().replace('gamma = 4', 'gamma = 5'))         # a key added to (changed in) the base
+    run_report('over', out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    assert (out/'c.txt').read_text() == '4\n5\n' and _runs(out) == {'a': 1, 'b': 1, 'c': 2}
+
+
+def test_an_unknown_base_profile_or_a_cycle_is_refused_naming_the_file(tmp_path):
+    prof = tmp_path/'profiles.toml'
+    prof.write_text('[a]\nextends = "gld2"\n[gld]\nx = 1\n')
+    with pytest.raises(ValueError, match=r"profiles.toml: \[a\] extends = 'gld2': not a profile there \(a, gld\)"):
+        load_profiles(prof)
+    prof.write_text('[a]\nextends = "b"\n[b]\nextends = "a"\n')
+    with pytest.raises(ValueError, match=r'a cycle \(a -> b -> a\)'): load_profiles(prof)
+
+
+def test_prepare_commands_run_first_in_nbs_and_are_timed(mini):
+    nbs, prof, out = mini
+    prof.write_text('[t]\nalpha = 2\nprepare = ["python -c \\"open(\'alpha.txt\', \'w\').write(\'ready\')\\""]\n')
+    run_report('t', out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+    assert (nbs/'alpha.txt').read_text() == 'ready'
+    tim = pd.read_csv(out/'timings.csv')
+    assert list(tim.stage) == ['prepare', '00_a', '01_b', '02_c'] and not tim.skipped.any()
+    prof.write_text('[t]\nprepare = ["python -c \\"raise SystemExit(4)\\""]\n')
+    with pytest.raises(StageFailed, match=r'prepare: `python -c "raise SystemExit\(4\)"` .* exited with status 4'):
+        run_report('t', out=out.with_name('out2'), profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
+
+
+def test_gld_mini_is_gld_but_for_the_keys_it_overrides():
+    "Every key of [gld] (and of its sections) reaches gld-mini unless gld-mini sets it itself."
+    import tomllib
+    raw = tomllib.loads((ROOT/'profiles.toml').read_text())
+    assert raw['gld-mini']['extends'] == 'gld'
+    mini = load_profiles()['gld-mini']
+    for k, v in raw['gld'].items():
+        if not isinstance(v, dict):
+            assert mini[k] == raw['gld-mini'].get(k, v), k
+            continue
+        for kk, vv in v.items(): assert mini[k][kk] == raw['gld-mini'].get(k, {}).get(kk, vv), (k, kk)
+    assert mini['03_delf']['scales'] == raw['gld']['03_delf']['scales'] and len(mini['03_delf']['scales']) == 7
+    assert mini['07a_retrieval']['index_type'] == 'ivfpq' and mini['02_transfer']['weights'] == 'imagenet'
+    assert any('landmarks download gld-v2-mirror' in c for c in mini['prepare'])
