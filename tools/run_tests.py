@@ -1,5 +1,7 @@
-"""Run every test of the project: ruff over landmarks/, `nbdev_test` over nbs/ and pytest over tests/, then print
-one `N passed, N failed` line that counts them all (ruff and each notebook count one test each)."""
+"""Run every test of the project: ruff over landmarks/, `nbdev_test` over nbs/, pytest over tests/ and the gld
+profile's rehearsal (`landmarks report --profile gld-mini`, then tools/check_rehearsal.py: `make rehearse`), then
+print one `N passed, N failed` line that counts them all (ruff, each notebook and the rehearsal count one test each).
+REHEARSE=0 leaves the rehearsal out (a quicker local run)."""
 import os, re, subprocess, sys, tempfile, time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -48,11 +50,19 @@ with tempfile.TemporaryDirectory() as d:
             py_skip += int(s.get('skipped', 0))
             py_fail += int(s.get('failures', 0)) + int(s.get('errors', 0))
 if rc_py not in (0, 5) and py_fail == 0: py_fail = 1   # pytest itself broke (collection, usage)
-passed = 1 - lint_failed + nb_passed + py_total - py_fail - py_skip
-failed = lint_failed + nb_failed + py_fail
+rehearse = os.environ.get('REHEARSE', '1') != '0'
+rehearse_failed = 0
+if rehearse:
+    rc_a, _ = tee([sys.executable, '-m', 'landmarks.cli', 'report', '--profile', 'gld-mini'])
+    rc_b, _ = tee([sys.executable, 'tools/check_rehearsal.py', 'reports/gld-mini']) if rc_a == 0 else (1, '')
+    rehearse_failed = int(rc_b != 0)
+passed = 1 - lint_failed + nb_passed + py_total - py_fail - py_skip + int(rehearse) - rehearse_failed
+failed = lint_failed + nb_failed + py_fail + rehearse_failed
 if failed_nbs: print('failed notebooks: ' + ', '.join(failed_nbs))
 if lint_failed:
     print('failed: ruff check landmarks/')
+if rehearse_failed:
+    print('failed: the gld-mini rehearsal (make rehearse)')
 print(f'total time {time.time()-t0:.0f}s')
 print(f'{passed} passed, {failed} failed' + (f', {py_skip} skipped' if py_skip else ''))
 sys.exit(1 if failed else 0)
