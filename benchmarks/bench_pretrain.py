@@ -14,37 +14,24 @@ that choice, and 02_transfer checks it.
 import landmarks  # noqa: F401  (triton before tensorflow)
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from landmarks.data import dataset_root, load_gld, train_val_split
-from landmarks.runner import load_profiles, profile_params
+from landmarks.data import atomic_path, dataset_root, load_gld, train_val_split
+from landmarks.runner import load_profiles, machine, profile_params
 from landmarks.transfer import train
 
 RUNS = [('resnet18', 'frozen'), ('resnet50', 'frozen'), ('resnet50', 'finetune')]   # Table 1's rows
 
 
-def cpu_model() -> str:
-    "The CPU's model name (Linux), else platform.processor()."
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
 def write_csv(rows, out):
     "The rows so far, written atomically."
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.tmp')
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
 def main():
@@ -77,7 +64,7 @@ def main():
                 m = pd.read_csv(ck.parent/'metrics.csv')
                 rows.append(dict(source_epochs=n, arch=arch, mode=mode, source_val_acc=src.val_acc.iloc[-1],
                                  val_acc=m.val_acc.iloc[-1], n_val=n_val, source_minutes=src.seconds.sum() / 60,
-                                 target_minutes=m.seconds.sum() / 60, cpu_model=cpu_model(),
+                                 target_minutes=m.seconds.sum() / 60, cpu_model=machine()['cpu_model'],
                                  threads=threads, load_average=os.getloadavg()[0], command=command))
                 print(rows[-1], flush=True)
                 write_csv(rows, out)              # after every run: a stopped benchmark keeps what it measured
