@@ -4,8 +4,10 @@ rerun after adding 10% new photos (only those are extracted and matched).
     python benchmarks/bench_organize.py --sizes 1000 [10000] [--max-features 300]
 
 Appends rows to benchmarks/results/organize.csv (with the command that made them). Times on a shared machine are
-wall-clock under whatever else runs; the `load` column gives the 1-minute load average at the end of each row."""
-import argparse, hashlib, os, resource, shutil, sys, time
+wall-clock under whatever else runs; `load_start` and `load` give the 1-minute load average at the start and the end of
+each row. Each size runs in its own process, so `peak_rss_mb` is that size's peak (the index, not the pairs, sets it).
+The stages run with `organize`'s own settings, so the rerun finds the first run's edges and extends them."""
+import argparse, concurrent.futures, hashlib, inspect, multiprocessing, os, resource, shutil, sys, time
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from landmarks.data import dataset_root, load_gld  # noqa: E402
+from landmarks.runner import machine  # noqa: E402
 from landmarks.organize import (photo_frame, collection_features, match_edges, cluster_graph,  # noqa: E402
                                 stable_numbers, write_groups, contact_sheet, organize)
 
@@ -30,6 +33,8 @@ def flat_folder(n, data_dir, work):
 
 def run(n, max_features, data_dir, work):
     "One benchmark row: organize n photos stage by stage, then rerun after adding n/10 more."
+    load_start = round(os.getloadavg()[0], 1)
+    o = {k: v.default for k, v in inspect.signature(organize).parameters.items()}
     photos, items, spec = flat_folder(n + n // 10, data_dir, work)
     for name, p in items[:n]: os.symlink(p, photos / name)
     out = work / 'out'
@@ -38,9 +43,11 @@ def run(n, max_features, data_dir, work):
     frame = photo_frame(photos, out / 'work' / 'oriented')
     h5 = collection_features(frame, out / 'work', 'sift', progress=False, max_features=max_features, image_size=None)
     t1 = time.perf_counter()
-    edges = pd.read_csv(match_edges(h5, list(frame.id), out / 'work', progress=False), dtype={'a': str, 'b': str})
+    e = match_edges(h5, list(frame.id), out / 'work', o['k'], o['max_distance'], o['shortlist'],
+                    residual=o['residual'], seed=o['seed'], progress=False)
+    edges = pd.read_csv(e, dtype={'a': str, 'b': str})
     t2 = time.perf_counter()
-    groups = stable_numbers(cluster_graph(edges, frame.id))
+    groups = stable_numbers(cluster_graph(edges, frame.id, o['min_inliers'], o['strong'], o['min_ratio']))
     write_groups(groups, photos, out)
     contact_sheet(groups, frame, edges, h5, out)
     t3 = time.perf_counter()
@@ -53,7 +60,8 @@ def run(n, max_features, data_dir, work):
                 photos_per_s=round(n / (t3 - t0), 2), edges=len(edges), groups=int(g.group[g.group >= 0].nunique()),
                 assigned=int((g.group >= 0).sum()), rerun_new_photos=len(items) - n, rerun_s=round(t4 - t3, 1),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                load=round(os.getloadavg()[0], 1), cpus=os.cpu_count())
+                load_start=load_start, load=round(os.getloadavg()[0], 1), cpus=os.cpu_count(),
+                cpu_model=machine()['cpu_model'])
 
 
 if __name__ == '__main__':
@@ -66,7 +74,10 @@ if __name__ == '__main__':
     a = ap.parse_args()
     command = 'python benchmarks/bench_organize.py ' + ' '.join(sys.argv[1:])
     for n in a.sizes:
-        row = dict(run(n, a.max_features, a.data_dir, Path(a.work) / str(n)), command=command)
+        spawn = multiprocessing.get_context('spawn')
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:  # one process per size: its own peak
+            row = pool.submit(run, n, a.max_features, a.data_dir, Path(a.work) / str(n)).result()
+        row = dict(row, command=command)
         print(row, flush=True)
         old = pd.read_csv(a.out) if Path(a.out).exists() else None
         df = pd.DataFrame([row]) if old is None else pd.concat([old, pd.DataFrame([row])], ignore_index=True)
