@@ -16,11 +16,12 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['ARTIFACTS', 'N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'write_json', 'read_json',
-           'same_settings', 'stage_input', 'landmark_template', 'render_view', 'render_clutter', 'shared_pattern',
-           'add_shared_pattern', 'zipf_counts', 'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec',
-           'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld',
-           'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
+__all__ = ['ARTIFACTS', 'N_PATTERNS', 'SYNTH_PRESETS', 'DEV_PHOTOS_VAR', 'DEV_PHOTOS_DIR', 'atomic_path', 'image_path',
+           'write_json', 'read_json', 'same_settings', 'stage_input', 'landmark_template', 'render_view',
+           'render_clutter', 'shared_pattern', 'add_shared_pattern', 'zipf_counts', 'require', 'check_synth',
+           'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside',
+           'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'dev_photos', 'plot_samples', 'plot_class_sizes',
+           'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0)
@@ -721,6 +722,29 @@ def train_val_split(train:pd.DataFrame, val_frac:float=1/3, seed:int=0, copies_d
         rows['path'] = new
         va = pd.concat([va, rows])
     return tr, va.sort_index(kind='stable')
+
+# %% ../nbs/00_data.ipynb #0a811908
+DEV_PHOTOS_VAR = 'LANDMARKS_DEV_PHOTOS'  # the environment variable that names the dev photos folder
+DEV_PHOTOS_DIR = Path('shared/data/real-landmarks-dev/images')  # looked for in every folder above the start
+
+def dev_photos(required:bool=False, # raise when they are not found (a stage that shows dev-photo rows)
+               path=None, # a folder given explicitly (a notebook parameter), used instead; '' means none
+               start=None, # where the upward search begins (default: the working directory, then this package)
+              )->Path|None:
+    "The dev photos folder (`path`, else $LANDMARKS_DEV_PHOTOS, else found upward), or None when absent."
+    hint = f"set {DEV_PHOTOS_VAR} to the dev photos folder (root/<landmark>/<image>)"
+    if path is None and os.environ.get(DEV_PHOTOS_VAR): path, name = os.environ[DEV_PHOTOS_VAR], DEV_PHOTOS_VAR
+    else: name = 'path'
+    if path is not None:
+        if path and Path(path).is_dir(): return Path(path).resolve()
+        if not (required or name == DEV_PHOTOS_VAR): return None  # '' or a missing folder skips, when allowed
+        raise FileNotFoundError(f"dev photos: {name}={str(path)!r} is not a folder; {hint}")
+    import landmarks  # the package's own folder (this module has no __file__ inside its notebook)
+    starts = [Path(start)] if start is not None else [Path.cwd(), Path(landmarks.__file__).resolve().parent]
+    for d in (d for s in starts for d in [s.resolve(), *s.resolve().parents]):
+        if (d / DEV_PHOTOS_DIR).is_dir(): return d / DEV_PHOTOS_DIR
+    if not required: return None
+    raise FileNotFoundError(f"dev photos: no {DEV_PHOTOS_DIR} above {' or '.join(map(str, starts))}; {hint}")
 
 # %% ../nbs/00_data.ipynb #65b8602f
 def plot_samples(gld:GLD, n_landmarks:int=4, per_landmark:int=5, seed:int=0):

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import landmarks
-from landmarks.data import (GLDFormatError, image_path, load_gld, read_gld_csv, synth_landmarks, train_val_split,
-                            zipf_counts)
+from landmarks.data import (DEV_PHOTOS_DIR, DEV_PHOTOS_VAR, GLDFormatError, dev_photos, image_path, load_gld,
+                            read_gld_csv, synth_landmarks, train_val_split, zipf_counts)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -136,3 +136,40 @@ def test_split_needs_copies_dir_for_single_image_classes(tmp_path):
     g = load_gld(root)
     with pytest.raises(ValueError, match='copies_dir'):
         train_val_split(g.train)
+
+
+def _dev_tree(root):
+    "A clone beside a shared/ folder that holds the dev photos: root/clone/nbs and root/shared/data/..."
+    (root / DEV_PHOTOS_DIR / 'lm').mkdir(parents=True)
+    (root / 'clone' / 'nbs').mkdir(parents=True)
+    return (root / DEV_PHOTOS_DIR).resolve()
+
+
+def test_dev_photos_from_the_variable(tmp_path, monkeypatch):
+    photos = _dev_tree(tmp_path / 'a')
+    monkeypatch.setenv(DEV_PHOTOS_VAR, str(photos))
+    monkeypatch.chdir(tmp_path)
+    assert dev_photos(required=True, start=tmp_path) == photos  # the variable first, whatever the search would find
+    monkeypatch.setenv(DEV_PHOTOS_VAR, str(tmp_path / 'nowhere'))
+    with pytest.raises(FileNotFoundError, match=DEV_PHOTOS_VAR):
+        dev_photos()
+
+
+def test_dev_photos_found_upward_from_the_cwd(tmp_path, monkeypatch):
+    photos = _dev_tree(tmp_path)
+    monkeypatch.delenv(DEV_PHOTOS_VAR, raising=False)
+    monkeypatch.chdir(tmp_path / 'clone' / 'nbs')
+    assert dev_photos() == photos
+    assert dev_photos(start=tmp_path / 'clone') == photos
+    assert dev_photos(path='') is None  # an explicit '' skips them
+
+
+def test_dev_photos_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv(DEV_PHOTOS_VAR, raising=False)
+    (tmp_path / 'clone').mkdir()
+    assert dev_photos(start=tmp_path / 'clone') is None
+    with pytest.raises(FileNotFoundError, match=DEV_PHOTOS_VAR) as e:
+        dev_photos(required=True, start=tmp_path / 'clone')
+    assert '\n' not in str(e.value)
+    with pytest.raises(FileNotFoundError, match='path='):
+        dev_photos(required=True, path=tmp_path / 'nope')

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from landmarks.data import load_gld
+from landmarks.data import dev_photos, load_gld
 from landmarks.download import (DownloadError, LoopbackServer, download_cli, download_gld_v1, download_gld_v2,
                                 download_shard, download_urls, fetch, fetch_file, load_folder, reencode)
 
-REAL = Path(__file__).resolve().parents[1]/'..'/'shared'/'data'/'real-landmarks-dev'/'images'
+REAL = dev_photos()  # the dev photos, or None
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -420,7 +420,7 @@ def test_load_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="same id 'a_church/p0'"): load_folder(root, cache_dir=tmp_path/'c')
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason='shared real-landmarks-dev photos not present')
+@pytest.mark.skipif(REAL is None, reason='shared real-landmarks-dev photos not present')
 def test_load_folder_real_landmarks_dev(tmp_path):
     g = load_folder(REAL, cache_dir=tmp_path/'c')
     manifest = pd.read_csv(REAL.parent/'manifest.csv')

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from landmarks.cli import main
-from landmarks.data import dataset_root, load_gld
+from landmarks.data import dataset_root, dev_photos, load_gld
 from landmarks.download import load_folder
 from landmarks.evaluation import evaluate, mean_average_precision, read_submission
 
-REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'real-landmarks-dev' / 'images'
+REAL = dev_photos()  # the dev photos, or None
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +85,7 @@ def test_errors_name_the_input(tmp_path, capsys):
         _run('retrieve', '--index', tmp_path / 'nope', '--queries', tmp_path, '--out', tmp_path / 'x.csv', '--debug')
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason='the real photos are not on this machine')
+@pytest.mark.skipif(REAL is None, reason='the real photos are not on this machine')
 def test_real_photos_subset(tmp_path):
     "Three real landmarks and the distractors (linked, never copied): landmark queries find their landmark first."
     photos = tmp_path / 'photos'
