@@ -432,24 +432,43 @@ def organize(photos, # any folder tree of jpg/jpeg/png photos
     return out
 
 # %% ../nbs/07c_organize.ipynb #c5cb5461
+_PAIRS = {}  # the features and settings a forked `exhaustive_edges` worker reads (set before the fork)
+
+def _exhaustive_row(i:int)->list:
+    "(a, b, inliers) of photo ids[i] with every later photo, verified pairs with enough inliers only."
+    import torch
+    torch.set_num_threads(1)  # small matrices: threads only add overhead
+    ids, feats, s = _PAIRS['ids'], _PAIRS['feats'], _PAIRS['settings']
+    a, rows = ids[i], []
+    for b in ids[i + 1:]:
+        if min(len(feats[a]['descriptors']), len(feats[b]['descriptors'])) < 3: continue
+        c = pair_candidate(feats[a], feats[b], s['residual'], s['max_trials'], s['seed'])
+        if c.inliers >= s['min_inliers']: rows.append((a, b, c.inliers))
+    return rows
+
 def exhaustive_edges(h5, # a feature store
                      ids=None, # the photos (default: all in the store)
                      min_inliers:int=4, # pairs with fewer inliers are left out
-                     residual:float=0.02, max_trials:int=1000, seed:int=0, progress:bool=True)->pd.DataFrame:
+                     residual:float=0.02, max_trials:int=1000, seed:int=0,
+                     workers:int=None, # processes (default: all cores); RANSAC is seeded per pair: same rows
+                     progress:bool=True)->pd.DataFrame:
     "Rows a, b, inliers of every pair of photos matched by mutual nearest neighbours and verified by RANSAC."
-    import torch
+    import multiprocessing, torch
     ids = sorted(stored_ids(h5) if ids is None else map(str, ids))
-    feats, rows = read_features(h5, ids=ids), []
+    settings = dict(min_inliers=min_inliers, residual=residual, max_trials=max_trials, seed=seed)
+    _PAIRS.update(ids=ids, feats=read_features(h5, ids=ids), settings=settings)
+    workers = min(workers or len(os.sched_getaffinity(0)), max(len(ids) - 1, 1))
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: threads only add overhead
+    pool = multiprocessing.get_context('fork').Pool(workers) if workers > 1 else None
     try:
-        for i, a in enumerate(tqdm(ids, desc='exhaustive', disable=not progress)):
-            for b in ids[i + 1:]:
-                c = pair_candidate(feats[a], feats[b], residual, max_trials, seed) \
-                    if min(len(feats[a]['descriptors']), len(feats[b]['descriptors'])) >= 3 else None
-                if c is not None and c.inliers >= min_inliers: rows.append((a, b, c.inliers))
-    finally: torch.set_num_threads(threads)
-    return pd.DataFrame(rows, columns=['a', 'b', 'inliers'])
+        todo = range(len(ids))  # the longest rows first
+        parts = pool.imap_unordered(_exhaustive_row, todo) if pool else map(_exhaustive_row, todo)
+        rows = [r for part in tqdm(parts, total=len(ids), desc='exhaustive', disable=not progress) for r in part]
+    finally:
+        if pool: pool.terminate()
+        torch.set_num_threads(threads)
+        _PAIRS.clear()
+    return pd.DataFrame(sorted(rows), columns=['a', 'b', 'inliers'])
 
 def baseline_groups(edges:pd.DataFrame, ids, min_inliers:int=8)->pd.DataFrame:
     "The baseline's grouping: plain connected components of the pairs with >= `min_inliers` inliers."
