@@ -182,7 +182,10 @@ def cluster_graph(edges:pd.DataFrame, # match_edges's rows
                  )->pd.DataFrame:
     "`id, group, confidence` of every photo: components of the strong or corroborated edges (-1: unassigned)."
     ids = sorted(map(str, ids))
-    w = pair_weights(edges, ids, min_ratio)
+    return _clusters(pair_weights(edges, ids, min_ratio), ids, min_inliers, strong)
+
+def _clusters(w:pd.DataFrame, ids:list, min_inliers:int, strong:int)->pd.DataFrame:
+    "`cluster_graph` on `pair_weights`'s pairs `w` of the sorted photos `ids`."
     w = w[w.inliers >= min_inliers]
     adj = {}
     for a, b in zip(w.a, w.b):
@@ -571,8 +574,12 @@ def cross_validate(edges:pd.DataFrame, # match edges (or the baseline's exhausti
                    grid:list, # settings tried: dicts of cluster_graph's min_inliers and strong
                    folds:int=3, seed:int=0)->pd.DataFrame:
     "Per fold: the setting with the best F1 on the other folds, and its scores on the held-out fold's photos."
+    weights = {}  # pair_weights per (photos, min_ratio), computed once for the whole grid
     def score(ids, s):
-        g = cluster_graph(edges, ids, **s)
+        ids = sorted(map(str, ids))
+        key = (tuple(ids), s.get('min_ratio', 0.))
+        if key not in weights: weights[key] = pair_weights(edges, ids, key[1])
+        g = _clusters(weights[key], ids, s['min_inliers'], s['strong'])
         return pairwise_scores(dict(zip(g.id, g.group)), {i: truth[i] for i in ids})
     parts, rows = landmark_folds(truth, folds, seed), []
     for f, test in enumerate(parts):
