@@ -20,8 +20,7 @@ import numpy as np, pandas as pd, h5py, cv2, torch, torch.nn as nn, torch.nn.fun
 from PIL import Image
 from tqdm.auto import tqdm
 from fastcore.script import call_parse
-from .data import atomic_path, same_settings
-
+from .data import atomic_path, cached_stage
 
 # %% ../nbs/03_delf.ipynb #ad918c29
 def demo_image(size:int=256, # height and width (px)
@@ -366,9 +365,8 @@ def extract_features(images,                # DataFrame (id, path), GLD, dataset
     ext = features if callable(features) else make_extractor(features, model, **settings)
     st = dict(ext.settings, image_size=image_size, float16=float16)
     if max_side != MAX_SIDE: st['max_side'] = max_side
-    old = feature_settings(out_h5)
-    if old is not None and not same_settings(old, st):
-        raise ValueError(f"{out_h5}: stored with other settings {old}; now {st}. Pass overwrite=True or another out_h5")
+    files = store_files(out_h5)   # the merged store, or the shards of a run to resume
+    if files: cached_stage(files[0], st, expensive=True, stored=lambda _: feature_settings(out_h5))  # changed: error
     done = stored_ids(out_h5)
     todo = fr[~fr.id.isin(done)].reset_index(drop=True)
     if not len(todo) and not _parts(out_h5).exists(): return out_h5
@@ -674,6 +672,10 @@ def load_delf(checkpoint, # a checkpoint written by `train_delf`
     return model.to(device).eval(), dict(m, checkpoint=str(checkpoint))
 
 # %% ../nbs/03_delf.ipynb #1da6bebe
+def _trained_with(checkpoint) -> dict:
+    "The settings a DELF checkpoint was trained with."
+    return torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']['settings']
+
 def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandmarks spec (train split, landmark_id)
                out_dir,                   # the checkpoint goes to out_dir/models/delf_<arch>.pt
                backbone_checkpoint=None,  # stage 1: a landmarks.transfer checkpoint; None: fine-tune one here
@@ -693,14 +695,7 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
                                              progress=progress)
     st = dict(dataset=str(Path(gld.root).resolve()), backbone=str(Path(backbone_checkpoint).resolve()), arch=arch,
               image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, seed=seed)
-    if out.exists() and not overwrite:
-        old = torch.load(out, map_location='cpu', weights_only=True)['meta']['settings']
-        if old == st: return out
-        raise ValueError(
-            f"{out}: trained with other settings "
-            f"({', '.join(f'{k}={old.get(k)!r}' for k in st if old.get(k) != st[k])}); "
-            "pass overwrite=True or another out_dir"
-        )
+    if cached_stage(out, st, overwrite, expensive=True, stored=_trained_with) == 'skip': return out
     net, bm = transfer.load_model(backbone_checkpoint)
     if bm['architecture'] != arch:
         raise ValueError(f"backbone_checkpoint={str(backbone_checkpoint)!r}: a {bm['architecture']}, not arch={arch!r}")

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from .data import atomic_path
+from .data import atomic_path, cached_stage, read_json
 
 # %% ../nbs/05_kdtree.ipynb #f0084b3c
 def pack_geometry(images, # (N,) image numbers, 0 <= image < 2**31
@@ -299,6 +299,11 @@ Index.save, Index.load = _save, _load
 
 
 # %% ../nbs/05_kdtree.ipynb #aa936526
+def _stored_record(path) -> dict:
+    "The build settings an index folder records in its meta.json (None when missing or of an older format)."
+    meta = read_json(Path(path) / 'meta.json', {})
+    return meta.get('record') if meta.get('format') == _FORMAT else None
+
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 out_dir, # the profile's artifact folder; the index goes to out_dir/index/<name>
                 kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat'
@@ -315,9 +320,7 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
     path = Path(out_dir) / 'index' / (name or f"{features_h5.stem}-{kind}")
     record = dict(features=str(features_h5.resolve()), mtime=features_h5.stat().st_mtime, kind=kind,
                   pca=str(Path(pca_npz).resolve()) if pca_npz else None, seed=seed, **settings)
-    if (path / 'meta.json').exists() and not overwrite \
-        and json.loads((path / 'meta.json').read_text()).get('record') == record \
-        and json.loads((path / 'meta.json').read_text()).get('format') == _FORMAT: return path
+    if cached_stage(path, record, overwrite, stored=_stored_record) == 'skip': return path
     pca = None
     if pca_npz:
         from landmarks.pca import load_pca

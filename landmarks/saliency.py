@@ -16,7 +16,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from scipy.spatial import ConvexHull, QhullError
 
-from .data import atomic_path
+from .data import atomic_path, cached_stage, read_json, store_settings
 from .verification import Candidate, verify_queries
 
 # %% ../nbs/07_saliency.ipynb #3cc86127
@@ -211,8 +211,7 @@ def tune_retrieval(dataset:str="synth:small", data_dir="../data", out_dir="../re
     path = out / 'tables' / f'retrieval_settings-{name}.json'
     conf = dict(dataset=dataset, extract=extract, ks=list(ks), distance_quantiles=list(distance_quantiles),
                 area_mins=list(area_mins), per_landmark=per_landmark, val_landmarks=val_landmarks, top=top, seed=seed)
-    conf = json.loads(json.dumps(conf))
-    if path.exists() and not overwrite and json.loads(path.read_text()).get('conf') == conf: return path
+    if cached_stage(path, conf, overwrite, stored=lambda p: read_json(p, {}).get('conf')) == 'skip': return path
     gld = load_gld(dataset_root(dataset, data_dir, progress=progress))
     lms = gld.train.landmark_id.drop_duplicates()
     if val_landmarks: lms = lms.sample(min(val_landmarks, len(lms)), random_state=seed)
@@ -254,9 +253,7 @@ def real_photos_cv(root, # photo folder root/<landmark>/<image> (load_folder)
     out = Path(out_dir) / 'tables' / 'saliency_real.csv'
     conf = dict(root=str(Path(root).resolve()), extract=extract, ks=list(ks), folds=folds, top=top,
                 distance_quantiles=list(distance_quantiles), area_mins=list(area_mins), seed=seed)
-    conf = json.loads(json.dumps(conf))
-    meta = out.with_suffix('.json')
-    if out.exists() and meta.exists() and not overwrite and json.loads(meta.read_text()) == conf: return out
+    if cached_stage(out, conf, overwrite) == 'skip': return out
     gld, work = load_folder(root), Path(out_dir) / 'work'
     solution = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     h5 = features_of(root, 'index', work, progress=progress, **extract)
@@ -276,5 +273,4 @@ def real_photos_cv(root, # photo folder root/<landmark>/<image> (load_folder)
     df = pd.DataFrame(rows).assign(features=feature_label(extract), images=len(index.image_ids))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as t: df.to_csv(t, index=False)
-    with atomic_path(meta) as t: t.write_text(json.dumps(conf))
-    return out
+    return store_settings(out, conf)

@@ -97,5 +97,17 @@ def test_build_index_from_store(store, kind):
     assert json.loads((p / 'meta.json').read_text())['record']['kind'] == kind
 
 
+def test_build_index_changed_settings_rebuild(store):
+    "The cache rule: the same record skips the build, a changed setting (leafsize) rebuilds and is recorded."
+    d, gld, h5 = store
+    p = build_index(h5, d / 'cache', kind='kdtree', leafsize=16)
+    mtime = (p / 'meta.json').stat().st_mtime_ns
+    assert build_index(h5, d / 'cache', kind='kdtree', leafsize=16) == p
+    assert (p / 'meta.json').stat().st_mtime_ns == mtime
+    assert build_index(h5, d / 'cache', kind='kdtree', leafsize=8) == p
+    assert json.loads((p / 'meta.json').read_text())['record']['leafsize'] == 8
+    assert Index.load(p).settings['leafsize'] == 8
+
+
 def test_build_index_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.h5'): build_index(tmp_path / 'nope.h5', tmp_path)
