@@ -314,7 +314,7 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 batch:int=2000, # images read at a time
                 **settings)->Path: # Index settings (dim, nlist, m, nbits, nprobe, leafsize)
     "Stage: build an `Index` of `kind` over a feature store and save it; returns its folder."
-    from landmarks.delf import read_features, stored_ids
+    from landmarks.features import read_features, stored_ids
     features_h5 = Path(features_h5)
     if not features_h5.exists(): raise FileNotFoundError(f"build_index: feature store {features_h5} does not exist")
     path = Path(out_dir) / 'index' / (name or f"{features_h5.stem}-{kind}")

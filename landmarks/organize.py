@@ -20,7 +20,8 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from .data import atomic_path, cached_stage, read_json, write_json
-from .delf import extract_features, read_features, stored_ids, mutual_nn
+from .delf import extract_features, mutual_nn
+from .features import read_features, stored_ids
 from .kdtree import Index, build_index
 from .pca import fit_pca
 from .verification import Candidate, search_queries, neighbours_within, ransac_affine

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, h5py
 from tqdm.auto import tqdm
 from .data import atomic_path, cached_stage
-from .delf import FIELDS, feature_settings, store_files
+from .features import FIELDS, feature_settings, store_files
 
 # %% ../nbs/04_pca.ipynb #00e806db
 def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

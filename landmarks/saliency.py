@@ -152,7 +152,7 @@ def grid_figure(grid:pd.DataFrame, title:str='')->plt.Figure:
 # %% ../nbs/07_saliency.ipynb #49aaf487
 def extract_settings(h5)->dict:
     "`extract_features` arguments (features, model, settings) that reproduce a feature store, e.g. 03_delf's."
-    from landmarks.delf import feature_settings
+    from landmarks.features import feature_settings
     s = feature_settings(h5)
     if s is None: raise FileNotFoundError(f"{h5}: no feature store (run the stage that extracts it, 03_delf, first)")
     kw = dict(features=s['backend'], image_size=s.get('image_size'), float16=bool(s.get('float16')),

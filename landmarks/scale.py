@@ -276,7 +276,7 @@ def merge_shards(manifest, # a manifest.json (or its folder)
 # %% ../nbs/10_scale.ipynb #d3785385
 def _same_features(a, b) -> bool:
     "Two feature stores hold the same ids, settings and arrays."
-    from landmarks.delf import feature_settings, read_features
+    from landmarks.features import feature_settings, read_features
     if feature_settings(a) != feature_settings(b): return False
     fa, fb = read_features(a), read_features(b)
     return fa.keys() == fb.keys() and all(np.array_equal(fa[i][k], fb[i][k]) for i in fa for k in fa[i])
@@ -666,7 +666,7 @@ class FeatureShards:
     def batch(self, i:int):
         "Packed ids and projected descriptors of the images of batch `i`."
         from landmarks.kdtree import pack_geometry, project_descriptors
-        from landmarks.delf import read_features
+        from landmarks.features import read_features
 
         lo = i * self.batch_size
         ids = self.image_ids[lo : lo + self.batch_size]

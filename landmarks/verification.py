@@ -198,7 +198,7 @@ def neighbours_within(nb:Neighbours, k:int=None, max_distance:float=np.inf)->Nei
 def _features(queries, ids=None):
     "A dict id -> features from a feature store path or a dict."
     if isinstance(queries, dict): return queries if ids is None else {i: queries[i] for i in ids}
-    from landmarks.delf import read_features
+    from landmarks.features import read_features
     return read_features(queries, ids)
 
 def search_queries(index, # a landmarks.kdtree.Index

@@ -77,7 +77,7 @@ def store(tmp_path_factory):
 
 @pytest.mark.parametrize('kind', ['kdtree', 'ivfpq', 'flat'])
 def test_build_index_from_store(store, kind):
-    from landmarks.delf import read_features
+    from landmarks.features import read_features
     from landmarks.pca import fit_pca
     d, gld, h5 = store
     pca = fit_pca(h5, d / 'pca.npz', dims=(40, 10))

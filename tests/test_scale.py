@@ -180,7 +180,7 @@ def test_settings_chosen_by_size(hnsw_index):
 
 def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
     from landmarks.kdtree import build_index, Index
-    from landmarks.delf import read_features
+    from landmarks.features import read_features
     out = ray_store
     ref_dir = build_index(single, tmp_path, kind='ivfpq', name='ref', nlist=12)
     idx = build_shard_index(out, tmp_path / 'ooc', trained=ref_dir / 'index.faiss', batch_images=25)
