@@ -13,9 +13,9 @@ import pandas as pd
 from .data import dataset_root, load_gld, atomic_path, cached_stage, store_settings
 from .delf import extract_features
 from .evaluation import mean_average_precision, read_solution
-from .kdtree import Index, build_index
+from .index import Index, build_index, search_queries
 from .pca import fit_pca
-from .verification import neighbours_within, search_queries, shortlist, verify_queries
+from .verification import neighbours_within, shortlist, verify_queries
 from .saliency import apply_saliency, distance_thresholds, rankings, feature_label, settings_tag
 
 # %% auto #0

@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 from .data import atomic_path, cached_stage, read_json, write_json
 from .delf import extract_features, mutual_nn
 from .features import read_features, stored_ids
-from .kdtree import Index, build_index
+from .index import Index, build_index, search_queries
 from .pca import fit_pca
-from .verification import Candidate, search_queries, neighbours_within, ransac_affine
+from .verification import Candidate, neighbours_within, ransac_affine
 from .verification import shortlist as vote_shortlist
 from .saliency import saliency
 from .retrieval import match_figure, landmark_votes

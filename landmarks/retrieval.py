@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 import landmarks
 from .data import atomic_path, read_json, require
 
-from .kdtree import Index, build_index
-from .verification import Candidate, search_queries, verify, neighbours_within, ransac_affine
+from .index import Index, build_index, search_queries
+from .verification import Candidate, verify, neighbours_within, ransac_affine
 from .saliency import apply_saliency, rankings
 
 # %% ../nbs/07a_retrieval.ipynb #4f16ecab

@@ -94,8 +94,8 @@ def _grid_aps(index, searched, solution, ks, distance_quantiles, area_mins, top,
                         rows.append((k, dq, md, qm, dm, q, ap))
     return pd.DataFrame(rows, columns=SETTINGS + ['query', 'ap'])
 
-def grid_search(index, # the searched landmarks.kdtree.Index
-                searched:dict, # landmarks.verification.search_queries's answer on the validation queries
+def grid_search(index, # the searched landmarks.index.Index
+                searched:dict, # landmarks.index.search_queries's answer on the validation queries
                 solution:dict, # {query id: set of relevant index ids}
                 ks=(5, 10, 20), # neighbours per query feature tried
                 distance_quantiles=(0.1, 0.25, 0.5, 1.0), # maximum distances tried, as quantiles of the measured ones
@@ -190,8 +190,7 @@ def feature_sets(names, # keys of FEATURE_SETS
 def _index_and_search(index_h5, queries_h5, work, ks, ids=None, seed=0, progress=True):
     "A PCA-10 KD-tree over `index_h5` (PCA fitted on it) and `queries_h5` searched with the largest k."
     from landmarks.pca import fit_pca
-    from landmarks.kdtree import Index, build_index
-    from landmarks.verification import search_queries
+    from landmarks.index import Index, build_index, search_queries
     pca = fit_pca(index_h5, Path(work) / f'{Path(index_h5).stem}-pca.npz', dims=(40, 10), seed=seed)
     index = Index.load(build_index(index_h5, work, kind='kdtree', pca_npz=pca, seed=seed))
     return index, search_queries(index, queries_h5, k=max(ks), ids=ids, progress=progress)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from landmarks.kdtree import Index, build_index, delf_like, pack_geometry, unpack_geometry, recall_at_k, _nbytes
+from landmarks.index import Index, build_index, delf_like, pack_geometry, unpack_geometry, recall_at_k, _nbytes
 
 
 @settings(deadline=None)
