@@ -498,10 +498,7 @@ def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60
     with open(out.parent/f'.{out.name}.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)                           # one writer at a time, others wait
         done = out/_MARKER
-        if done.exists() and not overwrite:
-            have = json.loads(done.read_text())
-            if have != p: raise FileExistsError(f'{out} holds SynthLandmarks made with other settings ({done}); '
-                                                'pass overwrite=True or choose another out_dir')
+        if cached_stage(done, p, overwrite, expensive=True, stored=read_json) == 'skip':   # other settings: an error
             if _lines(out/'retrieval_solution.csv') != _lines(out/'test.csv'):   # CSVs of an older version:
                 _write_csvs(out, _plan(p), p)                                     # rewritten, the images kept
             return out
@@ -530,7 +527,6 @@ def synth_landmarks(out_dir, n_landmarks:int=10, n_train:int=160, n_index:int=60
         if out.exists(): out.rmdir()                               # an empty folder (`_claim` checked)
         os.replace(part, out)
     return out
-
 
 # %% ../nbs/00_data.ipynb #7169be4e
 _SPEC_KEYS = {'landmarks': 'n_landmarks', 'train': 'n_train', 'index': 'n_index', 'test': 'n_test', 'size': 'size',
