@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landmarks.kdtree import Index, delf_like, recall_at_k, _nbytes
+from landmarks.index import Index, delf_like, recall_at_k, _nbytes
 
 
 def _best(f, repeat=3):

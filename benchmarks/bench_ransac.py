@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from landmarks.kdtree import Index, delf_like
+from landmarks.index import Index, delf_like
 from landmarks.verification import ransac_affine, shortlist, skimage_ransac, synthetic_matches, verify
 
 

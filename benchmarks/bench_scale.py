@@ -1,7 +1,7 @@
 """Cost versus size (chapter 10): the out-of-core IVF-PQ index at 1e6, 8e6, 5e7 features, and extraction on Ray.
 
 Each index size is built and searched in fresh processes (landmarks.scale.measure_index) with the settings
-landmarks.kdtree.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
+landmarks.index.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
 measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
 exact search. Rows are appended to benchmarks/results/scale_index.csv as they finish, with the command that made
 them and the machine's load; sizes already there (for the same --recall) are skipped (--redo to measure again).
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from landmarks.scale import (cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index, load_index,
                              RayIndex)
-from landmarks.kdtree import index_settings
+from landmarks.index import index_settings
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import dataset_root, load_gld, atomic_path, read_json, same_settings, write_json
+from .data import dataset_root, load_gld, atomic_path, cached_stage, store_settings
 from .delf import extract_features
 from .evaluation import mean_average_precision, read_solution
-from .kdtree import Index, build_index
+from .index import Index, build_index, search_queries
 from .pca import fit_pca
-from .verification import neighbours_within, search_queries, shortlist, verify_queries
+from .verification import neighbours_within, shortlist, verify_queries
 from .saliency import apply_saliency, distance_thresholds, rankings, feature_label, settings_tag
 
 # %% auto #0
@@ -102,8 +102,7 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     used = {f: {k: v for k, v in t.items() if k != 'conf'} for f, t in tuned.items()}
     conf = dict(dataset=str(dataset), rows=rows, extracts=extracts, tuned=used, report_k=report_k,
                 report_max_distance=report_max_distance, top=top, seed=seed)
-    meta = path.with_suffix('.json')
-    if path.exists() and meta.exists() and not overwrite and same_settings(read_json(meta), conf): return path
+    if cached_stage(path, conf, overwrite) == 'skip': return path
     root = dataset_root(dataset, data_dir, progress=progress)
     gld = load_gld(root)
     if gld.retrieval_solution is None:
@@ -134,8 +133,7 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp: df.to_csv(tmp, index=False)
     with atomic_path(path.with_suffix('.md')) as tmp: tmp.write_text(df.to_markdown(index=False, floatfmt='.3f') + '\n')
-    write_json(meta, conf)
-    return path
+    return store_settings(path, conf)
 
 def _searched(root, gld, qids, name, kind, extracts, tuned, report_k, out, data_dir, seed, progress):
     "(index, searched queries, search seconds, bytes per feature) of one feature set and index kind."

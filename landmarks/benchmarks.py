@@ -142,13 +142,13 @@ def revisited_benchmark(root, # a revisited folder (jpg/, gnd_<name>.pkl)
                         **extract, # extraction settings (max_features for sift, model for delf, image_size)
                        )->Path:
     "Stage: our retrieval on a revisited benchmark, scored Easy/Medium/Hard; returns the JSON of settings and scores."
-    from landmarks.data import atomic_path
+    from landmarks.data import atomic_path, cached_stage, read_json
     from landmarks.retrieval import retrieve
     ds = load_revisited(root)
     out = Path(out_dir)/'benchmarks'/f'{ds.name}-{features}.json'
     settings = dict(dataset=str(ds.root.resolve()), features=features, index_type=index_type, top=top, seed=seed,
                     **{k: v for k, v in extract.items() if v is not None})
-    if out.exists() and not overwrite and json.loads(out.read_text())['settings'] == settings: return out
+    if cached_stage(out, settings, overwrite, stored=lambda p: read_json(p, {}).get('settings')) == 'skip': return out
     work = Path(out_dir)/'work'
     sub = retrieve(ds.root, ds.root, work/f'{ds.name}-{features}-submission.csv', work_dir=work, top=top,
                    features=features, index_type=index_type, progress=progress, seed=seed, **extract)

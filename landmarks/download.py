@@ -20,7 +20,7 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageOps
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import GLD, atomic_path, dataset_root, load_gld
+from .data import GLD, atomic_path, cached_stage, dataset_root, load_gld, read_json
 
 # %% ../nbs/00a_download.ipynb #3b12081b
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
@@ -611,7 +611,7 @@ def gld_v2_bucket(dataset:str,        # a SynthLandmarks spec or a GLD-layout fo
     bad = {s: n for s, n in shards.items() if n > len(getattr(gld, s))}
     if bad: raise ValueError(f'shards={bad}: more shards than images in the split')
     want = dict(dataset=dataset, root=str(Path(gld.root).resolve()), shards=shards)
-    if (out/'bucket.json').exists() and json.loads((out/'bucket.json').read_text()) == want: return out
+    if cached_stage(out, want, stored=lambda p: read_json(p/'bucket.json', {})) == 'skip': return out
     if out.exists() and not (out/'bucket.json').exists() and any(out.iterdir()):
         raise FileExistsError(f'{out}: not empty and not a bucket made by gld_v2_bucket (no bucket.json)')
     part = out.with_name(out.name + '.partial')

@@ -19,11 +19,12 @@ from fastcore.script import call_parse
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from .data import atomic_path
-from .delf import extract_features, read_features, stored_ids, mutual_nn
-from .kdtree import Index, build_index
+from .data import atomic_path, cached_stage, read_json, write_json
+from .delf import extract_features, mutual_nn
+from .features import read_features, stored_ids
+from .index import Index, build_index, search_queries
 from .pca import fit_pca
-from .verification import Candidate, search_queries, neighbours_within, ransac_affine
+from .verification import Candidate, neighbours_within, ransac_affine
 from .verification import shortlist as vote_shortlist
 from .saliency import saliency
 from .retrieval import match_figure, landmark_votes
@@ -123,8 +124,8 @@ def match_edges(h5, # the collection's feature store
     out, state = Path(work_dir) / 'edges.csv', _state(work_dir)
     settings = dict(store=Path(h5).name, k=k, max_distance=max_distance, shortlist=shortlist, min_inliers=min_inliers,
                     residual=residual, seed=seed, verify='mutual-nn')
-    old = json.loads(state.read_text()) if state.exists() and out.exists() else {}
-    same = old.get('settings') == json.loads(json.dumps(settings))
+    old = read_json(state, {})
+    same = cached_stage(out, settings, stored=lambda _: old.get('settings')) == 'skip'
     queried = set(old.get('queried', [])) if same else set()
     todo = [i for i in ids if i not in queried]
     if not todo: return out
@@ -141,7 +142,7 @@ def match_edges(h5, # the collection's feature store
     new = pd.DataFrame(rows, columns=EDGE_COLUMNS)
     with atomic_path(out) as tmp: pd.concat([edges, new] if len(edges) else [new]).to_csv(tmp, index=False)
     run = dict(settings=settings, queried=sorted(queried | set(todo)), last_run=todo)
-    with atomic_path(state) as tmp: Path(tmp).write_text(json.dumps(run))
+    write_json(state, run)
     return out
 
 # %% ../nbs/07c_organize.ipynb #7888625e
@@ -261,8 +262,8 @@ def label_votes(h5, # the collection's feature store
     settings = dict(labelled=str(Path(labelled).resolve()), photos=_tag(sorted(train.id)), store=Path(h5).name, k=k,
                     max_distance=max_distance, shortlist=shortlist, min_inliers=min_inliers, residual=residual,
                     seed=seed)
-    old = json.loads(state.read_text()) if state.exists() and out.exists() else {}
-    same = old.get('settings') == json.loads(json.dumps(settings))
+    old = read_json(state, {})
+    same = cached_stage(out, settings, stored=lambda _: old.get('settings')) == 'skip'
     empty = pd.DataFrame(columns=['id', 'landmark', 'score'])
     votes = pd.read_csv(out, dtype={'id': str, 'landmark': str}) if same else empty
     todo = [i for i in ids if i not in set(votes.id)]
@@ -280,7 +281,7 @@ def label_votes(h5, # the collection's feature store
     votes = pd.concat([votes, pd.DataFrame(rows, columns=['id', 'landmark', 'score'])] if len(votes) else
                       [pd.DataFrame(rows, columns=['id', 'landmark', 'score'])])
     with atomic_path(out) as tmp: votes.to_csv(tmp, index=False)
-    with atomic_path(state) as tmp: Path(tmp).write_text(json.dumps(dict(settings=settings)))
+    write_json(state, dict(settings=settings))
     return out
 
 def group_names(groups:pd.DataFrame, # id, group (-1 unassigned)

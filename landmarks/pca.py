@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 import numpy as np, h5py
 from tqdm.auto import tqdm
-from .data import atomic_path
-from .delf import FIELDS, feature_settings, store_files
+from .data import atomic_path, cached_stage
+from .features import FIELDS, feature_settings, store_files
 
 # %% ../nbs/04_pca.ipynb #00e806db
 def _l2(x): return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -39,6 +39,12 @@ def _sample_batches(h5, sample, seed, batch=8192):
     if buf: yield np.concatenate(buf)
 
 # %% ../nbs/04_pca.ipynb #17dc9ad1
+def _fitted_with(npz) -> dict:
+    "The settings a PCA file was fitted with (without the number of descriptors it saw)."
+    with np.load(npz, allow_pickle=False) as z: old = json.loads(str(z['settings']))
+    old.pop('n_fitted', None)
+    return old
+
 def fit_pca(features_h5,          # a feature store (03_delf)
             out_npz,              # where the PCA goes (.npz: mean, components, variances, settings)
             dims=(40, 10),        # output dimensions it will be used at
@@ -51,11 +57,7 @@ def fit_pca(features_h5,          # a feature store (03_delf)
     out_npz = Path(out_npz)
     st = dict(features=str(Path(features_h5).name), dims=[int(d) for d in dims], whiten=bool(whiten),
               sample=int(sample), seed=int(seed), source=feature_settings(features_h5))
-    if out_npz.exists() and not overwrite:
-        with np.load(out_npz, allow_pickle=False) as z: old = json.loads(str(z['settings']))
-        old.pop('n_fitted', None)
-        if old == json.loads(json.dumps(st)): return out_npz
-        raise ValueError(f"{out_npz}: fitted with other settings {old}; pass overwrite=True or another out_npz")
+    if cached_stage(out_npz, st, overwrite, expensive=True, stored=_fitted_with) == 'skip': return out_npz
     s = xtx = None
     n = 0
     for x in _sample_batches(features_h5, sample, seed):
@@ -117,9 +119,7 @@ def pca_features(features_h5,   # a feature store
     out_h5, pca = Path(out_h5), load_pca(pca_npz)
     st = dict(feature_settings(features_h5), pca=str(Path(pca_npz).name), dims=int(dim),
               whiten=pca.settings['whiten'] if whiten is None else bool(whiten), float16=bool(float16))
-    if out_h5.exists() and not overwrite:
-        if json.loads(json.dumps(st)) == feature_settings(out_h5): return out_h5
-        raise ValueError(f"{out_h5}: made with other settings; pass overwrite=True or another out_h5")
+    if cached_stage(out_h5, st, overwrite, expensive=True, stored=feature_settings) == 'skip': return out_h5
     with atomic_path(out_h5) as t, h5py.File(t, 'w') as out:
         out.attrs['settings'] = json.dumps(st)
         for fn in store_files(features_h5):

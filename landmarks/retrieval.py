@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 import landmarks
 from .data import atomic_path, read_json, require
 
-from .kdtree import Index, build_index
-from .verification import Candidate, search_queries, verify, neighbours_within, ransac_affine
+from .index import Index, build_index, search_queries
+from .verification import Candidate, verify, neighbours_within, ransac_affine
 from .saliency import apply_saliency, rankings
 
 # %% ../nbs/07a_retrieval.ipynb #4f16ecab
@@ -94,7 +94,8 @@ def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data'
     "The feature store of source `src` in `role`: the source itself if it is one, else extracted in work_dir/features."
     frame, _ = source_images(src, role, data_dir)
     if frame is None: return Path(src)
-    from landmarks.delf import extract_features, stored_ids
+    from landmarks.delf import extract_features
+    from landmarks.features import stored_ids
 
     tag = re.sub(
         r'[^A-Za-z0-9_.-]+',
@@ -123,7 +124,7 @@ def features_of(src, role:str, work_dir, features:str='sift', data_dir='../data'
 
 def _pca_for(h5, work_dir, seed=0):
     "A PCA (40, 10) fitted on an index store (refitted when the store is newer), or None for <= 40 dimensions."
-    from landmarks.delf import read_features, stored_ids
+    from landmarks.features import read_features, stored_ids
     from landmarks.pca import fit_pca
     first = read_features(h5, ids=sorted(stored_ids(h5))[:1])
     if not first or next(iter(first.values()))['descriptors'].shape[1] <= 40: return None
@@ -171,7 +172,7 @@ def same_images(index_h5, # the index's feature store
         for i, r in ri.items():
             if i in index.number: by_hash.setdefault(r[3], []).append(index.number[i])
         return {q: tuple(by_hash[r[3]]) for q, r in rq.items() if r[3] in by_hash}
-    from landmarks.delf import read_features, stored_ids
+    from landmarks.features import read_features, stored_ids
     common = sorted(stored_ids(queries_h5) & set(index.number))  # two stores: an id is itself only if its features are
     a, b = read_features(index_h5, common), read_features(queries_h5, common)
     same = lambda x, y: all(np.array_equal(x[f], y[f]) for f in ('locations', 'descriptors', 'image_size'))
@@ -303,7 +304,7 @@ def exhaustive_rankings(h5, # a feature store: every image is a query and an ind
                         residual_threshold:float=20., max_trials:int=1000, seed:int=0, progress:bool=True)->dict:
     "{query id: [other ids by inliers, best first]}: every pair matched (mutual NN) and verified by RANSAC."
     import torch
-    from landmarks.delf import read_features
+    from landmarks.features import read_features
 
     feats = read_features(h5)
     ids = sorted(feats)

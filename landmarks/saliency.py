@@ -16,7 +16,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from scipy.spatial import ConvexHull, QhullError
 
-from .data import atomic_path
+from .data import atomic_path, cached_stage, read_json, store_settings
 from .verification import Candidate, verify_queries
 
 # %% ../nbs/07_saliency.ipynb #3cc86127
@@ -94,8 +94,8 @@ def _grid_aps(index, searched, solution, ks, distance_quantiles, area_mins, top,
                         rows.append((k, dq, md, qm, dm, q, ap))
     return pd.DataFrame(rows, columns=SETTINGS + ['query', 'ap'])
 
-def grid_search(index, # the searched landmarks.kdtree.Index
-                searched:dict, # landmarks.verification.search_queries's answer on the validation queries
+def grid_search(index, # the searched landmarks.index.Index
+                searched:dict, # landmarks.index.search_queries's answer on the validation queries
                 solution:dict, # {query id: set of relevant index ids}
                 ks=(5, 10, 20), # neighbours per query feature tried
                 distance_quantiles=(0.1, 0.25, 0.5, 1.0), # maximum distances tried, as quantiles of the measured ones
@@ -152,7 +152,7 @@ def grid_figure(grid:pd.DataFrame, title:str='')->plt.Figure:
 # %% ../nbs/07_saliency.ipynb #49aaf487
 def extract_settings(h5)->dict:
     "`extract_features` arguments (features, model, settings) that reproduce a feature store, e.g. 03_delf's."
-    from landmarks.delf import feature_settings
+    from landmarks.features import feature_settings
     s = feature_settings(h5)
     if s is None: raise FileNotFoundError(f"{h5}: no feature store (run the stage that extracts it, 03_delf, first)")
     kw = dict(features=s['backend'], image_size=s.get('image_size'), float16=bool(s.get('float16')),
@@ -190,8 +190,7 @@ def feature_sets(names, # keys of FEATURE_SETS
 def _index_and_search(index_h5, queries_h5, work, ks, ids=None, seed=0, progress=True):
     "A PCA-10 KD-tree over `index_h5` (PCA fitted on it) and `queries_h5` searched with the largest k."
     from landmarks.pca import fit_pca
-    from landmarks.kdtree import Index, build_index
-    from landmarks.verification import search_queries
+    from landmarks.index import Index, build_index, search_queries
     pca = fit_pca(index_h5, Path(work) / f'{Path(index_h5).stem}-pca.npz', dims=(40, 10), seed=seed)
     index = Index.load(build_index(index_h5, work, kind='kdtree', pca_npz=pca, seed=seed))
     return index, search_queries(index, queries_h5, k=max(ks), ids=ids, progress=progress)
@@ -211,8 +210,7 @@ def tune_retrieval(dataset:str="synth:small", data_dir="../data", out_dir="../re
     path = out / 'tables' / f'retrieval_settings-{name}.json'
     conf = dict(dataset=dataset, extract=extract, ks=list(ks), distance_quantiles=list(distance_quantiles),
                 area_mins=list(area_mins), per_landmark=per_landmark, val_landmarks=val_landmarks, top=top, seed=seed)
-    conf = json.loads(json.dumps(conf))
-    if path.exists() and not overwrite and json.loads(path.read_text()).get('conf') == conf: return path
+    if cached_stage(path, conf, overwrite, stored=lambda p: read_json(p, {}).get('conf')) == 'skip': return path
     gld = load_gld(dataset_root(dataset, data_dir, progress=progress))
     lms = gld.train.landmark_id.drop_duplicates()
     if val_landmarks: lms = lms.sample(min(val_landmarks, len(lms)), random_state=seed)
@@ -254,9 +252,7 @@ def real_photos_cv(root, # photo folder root/<landmark>/<image> (load_folder)
     out = Path(out_dir) / 'tables' / 'saliency_real.csv'
     conf = dict(root=str(Path(root).resolve()), extract=extract, ks=list(ks), folds=folds, top=top,
                 distance_quantiles=list(distance_quantiles), area_mins=list(area_mins), seed=seed)
-    conf = json.loads(json.dumps(conf))
-    meta = out.with_suffix('.json')
-    if out.exists() and meta.exists() and not overwrite and json.loads(meta.read_text()) == conf: return out
+    if cached_stage(out, conf, overwrite) == 'skip': return out
     gld, work = load_folder(root), Path(out_dir) / 'work'
     solution = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     h5 = features_of(root, 'index', work, progress=progress, **extract)
@@ -276,5 +272,4 @@ def real_photos_cv(root, # photo folder root/<landmark>/<image> (load_folder)
     df = pd.DataFrame(rows).assign(features=feature_label(extract), images=len(index.image_ids))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as t: df.to_csv(t, index=False)
-    with atomic_path(meta) as t: t.write_text(json.dumps(conf))
-    return out
+    return store_settings(out, conf)

@@ -20,7 +20,7 @@ from faiss.contrib.clustering import two_level_clustering
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
 from .data import atomic_path, write_json
-from .kdtree import index_settings
+from .index import index_settings
 
 # %% ../nbs/10_scale.ipynb #7c52e699
 def plan_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or photo folder
@@ -276,7 +276,7 @@ def merge_shards(manifest, # a manifest.json (or its folder)
 # %% ../nbs/10_scale.ipynb #d3785385
 def _same_features(a, b) -> bool:
     "Two feature stores hold the same ids, settings and arrays."
-    from landmarks.delf import feature_settings, read_features
+    from landmarks.features import feature_settings, read_features
     if feature_settings(a) != feature_settings(b): return False
     fa, fb = read_features(a), read_features(b)
     return fa.keys() == fb.keys() and all(np.array_equal(fa[i][k], fb[i][k]) for i in fa for k in fa[i])
@@ -665,8 +665,8 @@ class FeatureShards:
 
     def batch(self, i:int):
         "Packed ids and projected descriptors of the images of batch `i`."
-        from landmarks.kdtree import pack_geometry, project_descriptors
-        from landmarks.delf import read_features
+        from landmarks.index import pack_geometry, project_descriptors
+        from landmarks.features import read_features
 
         lo = i * self.batch_size
         ids = self.image_ids[lo : lo + self.batch_size]
@@ -695,7 +695,7 @@ class FeatureShards:
 def as_index(path, # an index built by build_ooc_index from FeatureShards
              nprobe:int=None): # inverted lists visited (default: the build setting)
     "The out-of-core index as a `landmarks.kdtree.Index` (on-disk lists, memory-mapped)."
-    from landmarks.kdtree import Index
+    from landmarks.index import Index
 
     path = Path(path)
     meta_p = (path if path.is_dir() else path.parent) / 'ooc.json'

@@ -10,7 +10,7 @@ __all__ = ['ARCHS', 'imagenet_file', 'imagenet_available', 'imagenet_state_dict'
 
 # %% ../nbs/02_transfer.ipynb #73622b05
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import contextlib, math, os, random, shutil, socket, time
+import contextlib, hashlib, math, os, random, shutil, socket, time
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np, pandas as pd, psutil, torch, torchvision
@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.script import call_parse
-from .data import GLD, atomic_path, dataset_root, load_gld, train_val_split
+from .data import GLD, atomic_path, cached_stage, dataset_root, load_gld, store_settings, train_val_split
 from .augmentation import (IMAGENET_MEAN, IMAGENET_STD, LandmarkImages, balanced_sampler, eval_transform,
                                     rare_classes, train_transform)
 from .evaluation import accuracy, global_average_precision, read_solution, write_recognition_submission
@@ -143,15 +143,10 @@ def _seed_all(seed:int):
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-def _check_settings(path, have:dict, want:dict):
-    "Raise, naming the file and the parameters, when a checkpoint was made with other settings."
-    diff = [k for k in want if k != 'batch_size' or want[k] is not None if have.get(k) != want[k]]
-    if diff:
-        raise ValueError(
-            f"{path} was trained with other settings "
-            f"({', '.join(f'{k}={have.get(k)!r} not {want[k]!r}' for k in diff)}); "
-            "pass overwrite=True or another out_dir"
-        )
+def _trained_with(ck, keys) -> dict:
+    "The settings checkpoint `ck` (a path or a loaded checkpoint) was trained with, as far as `keys` go."
+    s = (ck if isinstance(ck, dict) else torch.load(ck, weights_only=True))['meta']['settings']
+    return {k: s.get(k) for k in keys}
 
 def _save(path, obj):
     with atomic_path(Path(path)) as tmp: torch.save(obj, tmp)
@@ -210,12 +205,11 @@ def _train(root_or_gld, out_dir, arch, mode, weights, epochs, image_size, crop_s
                     momentum=momentum, weight_decay=weight_decay, seed=seed, val_frac=val_frac, cap=cap,
                     rare_below=rare_below, warmup=warmup, clip=clip, amp=amp)
     if overwrite and mdir.exists(): shutil.rmtree(mdir)
-    if final.exists():
-        _check_settings(final, torch.load(final, weights_only=True)['meta']['settings'], settings)
-        return final
+    want = {k: v for k, v in settings.items() if k != 'batch_size' or v is not None}   # batch_size None: any
+    if cached_stage(final, want, expensive=True, stored=lambda p: _trained_with(p, want)) == 'skip': return final
     ckpts = sorted(mdir.glob('epoch_*.pt'))
     ck = torch.load(ckpts[-1], weights_only=True) if ckpts else None
-    if ck: _check_settings(ckpts[-1], ck['meta']['settings'], settings)
+    if ck: cached_stage(ckpts[-1], want, expensive=True, stored=lambda _: _trained_with(ck, want))  # to resume
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     fp16 = device.type == 'cuda' and amp is None                      # float16 needs the gradient scaler
     autocast = dict(device_type=device.type, dtype=torch.bfloat16 if amp == 'bf16' else torch.float16,
@@ -352,9 +346,14 @@ def as_predictions(pred:pd.DataFrame, threshold:float=0.0) -> dict:
 def recognize(checkpoint, frame_or_root, out_csv, # the submission to write
               threshold:float=0.0, overwrite:bool=False, **kwargs) -> Path:
     "Write the Kaggle recognition submission (`id,landmarks` with '<landmark_id> <score>') of `predict`."
-    if Path(out_csv).exists() and not overwrite: return Path(out_csv)
-    pred = predict(checkpoint, frame_or_root, **kwargs)
-    return write_recognition_submission(as_predictions(pred, threshold), out_csv, ids=list(pred.id))
+    frame = _test_frame(frame_or_root, kwargs.get('data_dir', '../data'))
+    ids = hashlib.sha1('\n'.join(sorted(map(str, frame['id']))).encode()).hexdigest()[:16]
+    settings = dict(checkpoint=str(Path(checkpoint).resolve()), trained=Path(checkpoint).stat().st_mtime,
+                    images=len(frame), ids=ids, threshold=threshold)
+    if cached_stage(out_csv, settings, overwrite) == 'skip': return Path(out_csv)
+    pred = predict(checkpoint, frame, **kwargs)
+    write_recognition_submission(as_predictions(pred, threshold), out_csv, ids=list(pred.id))
+    return store_settings(out_csv, settings)
 
 # %% ../nbs/02_transfer.ipynb #744d52cb
 def trained_images(checkpoint, gld:GLD) -> pd.DataFrame:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['Candidate', 'shortlist', 'putative_matches', 'apply_affine', 'ransac_masks', 'ransac_affine',
-           'skimage_ransac', 'synthetic_matches', 'verify', 'neighbours_within', 'search_queries', 'verify_queries']
+           'skimage_ransac', 'synthetic_matches', 'verify', 'neighbours_within', 'verify_queries']
 
 # %% ../nbs/06_verification.ipynb #6afc1fee
 import functools, itertools, math
@@ -14,7 +14,7 @@ import numpy as np
 
 from tqdm.auto import tqdm
 
-from .kdtree import Neighbours
+from .index import Neighbours
 
 # %% ../nbs/06_verification.ipynb #a0a880b2
 def shortlist(neighbours:Neighbours, # chapter 05's answer for one query image's features
@@ -195,26 +195,8 @@ def neighbours_within(nb:Neighbours, k:int=None, max_distance:float=np.inf)->Nei
     i[~(d <= max_distance)] = -1
     return Neighbours(d, i, l)
 
-def _features(queries, ids=None):
-    "A dict id -> features from a feature store path or a dict."
-    if isinstance(queries, dict): return queries if ids is None else {i: queries[i] for i in ids}
-    from landmarks.delf import read_features
-    return read_features(queries, ids)
-
-def search_queries(index, # a landmarks.kdtree.Index
-                   queries, # a feature store (.h5) or {id: features}
-                   k:int=10, # neighbours per query feature
-                   ids=None, # the query ids to run (default: all)
-                   progress:bool=True)->dict:
-    "{query id: (Neighbours, query locations, query image size)} for every query image."
-    feats, out = _features(queries, ids), {}
-    for qid, f in tqdm(feats.items(), desc=f'{index.kind} search', disable=not progress):
-        out[qid] = (index.search(f['descriptors'], k=k), np.asarray(f['locations'], np.float32),
-                    np.asarray(f['image_size']))
-    return out
-
 def verify_queries(index, # the searched index (for image ids)
-                   searched:dict, # `search_queries`'s answer
+                   searched:dict, # `landmarks.index.search_queries`'s answer
                    k:int=None, max_distance:float=np.inf, # neighbours used (default: all that were searched)
                    top:int=100, seed:int=0, progress:bool=True, **ransac)->dict:
     "{query id: [Candidate] re-ranked by (inliers, votes)}; a query is never its own candidate."

@@ -61,7 +61,7 @@ def test_distractors_join_the_database(fixture, tmp_path):
 
 
 def test_benchmark_crops_queries_and_agrees_with_the_cli(fixture, bench_run):
-    from landmarks.delf import read_features
+    from landmarks.features import read_features
     out, js = bench_run
     d = json.loads(js.read_text())
     ds = load_revisited(fixture)

@@ -4,8 +4,8 @@ import landmarks  # noqa: F401
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 
-from landmarks.delf import (DELF, DELFExtractor, demo_image, extract_features, feature_agreement, feature_settings,
-                            read_features)
+from landmarks.delf import DELF, DELFExtractor, demo_image, extract_features, feature_agreement
+from landmarks.features import feature_settings, read_features
 
 
 @pytest.fixture(scope='module')

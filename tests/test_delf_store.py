@@ -5,7 +5,8 @@ import collections, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import h5py, numpy as np, pandas as pd
 from PIL import Image
-from landmarks.delf import RootSIFT, demo_image, extract_features, read_features, read_image, stored_ids, _parts
+from landmarks.delf import RootSIFT, demo_image, extract_features, read_image
+from landmarks.features import parts_dir, read_features, stored_ids
 
 N = 24
 
@@ -41,7 +42,7 @@ def _logged(logfile: Path, what: str) -> list:
 
 def _shard_ids(h5: Path) -> list:
     ids = []
-    for fn in sorted(_parts(h5).glob('*.h5')):
+    for fn in sorted(parts_dir(h5).glob('*.h5')):
         with h5py.File(fn, 'r') as f: ids += list(f.keys())
     return ids
 
@@ -52,7 +53,7 @@ def test_killed_run_resumes(tmp_path):
     script.write_text(SCRIPT)
     p = subprocess.Popen([sys.executable, str(script), str(csv), str(h5), str(tmp_path/'run1.log'), '0.4'])
     t0 = time.time()
-    while len(list(_parts(h5).glob('*.h5'))) < 3 and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.05)
+    while len(list(parts_dir(h5).glob('*.h5'))) < 3 and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.05)
     assert p.poll() is None, 'the first run ended before it could be killed'
     p.send_signal(signal.SIGKILL); p.wait()
 
@@ -69,7 +70,7 @@ def test_killed_run_resumes(tmp_path):
     assert sorted(stored) == [f'id{i:02d}' for i in range(N)] and set(stored.values()) == {1}
 
     feats = read_features(h5)
-    assert sorted(feats) == [f'id{i:02d}' for i in range(N)] and not _parts(h5).exists()
+    assert sorted(feats) == [f'id{i:02d}' for i in range(N)] and not parts_dir(h5).exists()
     frame = pd.read_csv(csv)
     for i in (0, N - 1):                                  # resumed and first-run features are the real ones
         ref = RootSIFT(max_features=200)([read_image(frame.path[i])])[0]

@@ -2,8 +2,8 @@
 import landmarks  # noqa: F401  (before tensorflow)
 import numpy as np, pandas as pd, pytest
 from PIL import Image
-from landmarks.delf import (DELF, DELFExtractor, TFHubDELF, demo_image, extract_features, read_features,
-                            save_tiny_tfhub_delf, feature_settings)
+from landmarks.delf import DELF, DELFExtractor, TFHubDELF, demo_image, extract_features, save_tiny_tfhub_delf
+from landmarks.features import feature_settings, read_features
 
 
 @pytest.fixture(scope='module')

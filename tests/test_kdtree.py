@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from landmarks.kdtree import Index, build_index, delf_like, pack_geometry, unpack_geometry, recall_at_k, _nbytes
+from landmarks.index import Index, build_index, delf_like, pack_geometry, unpack_geometry, recall_at_k, _nbytes
 
 
 @settings(deadline=None)
@@ -77,7 +77,7 @@ def store(tmp_path_factory):
 
 @pytest.mark.parametrize('kind', ['kdtree', 'ivfpq', 'flat'])
 def test_build_index_from_store(store, kind):
-    from landmarks.delf import read_features
+    from landmarks.features import read_features
     from landmarks.pca import fit_pca
     d, gld, h5 = store
     pca = fit_pca(h5, d / 'pca.npz', dims=(40, 10))
@@ -95,6 +95,18 @@ def test_build_index_from_store(store, kind):
     (p / 'meta.json').unlink()
     assert build_index(h5, d / 'out', kind=kind, pca_npz=pca) == p and (p / 'meta.json').exists()
     assert json.loads((p / 'meta.json').read_text())['record']['kind'] == kind
+
+
+def test_build_index_changed_settings_rebuild(store):
+    "The cache rule: the same record skips the build, a changed setting (leafsize) rebuilds and is recorded."
+    d, gld, h5 = store
+    p = build_index(h5, d / 'cache', kind='kdtree', leafsize=16)
+    mtime = (p / 'meta.json').stat().st_mtime_ns
+    assert build_index(h5, d / 'cache', kind='kdtree', leafsize=16) == p
+    assert (p / 'meta.json').stat().st_mtime_ns == mtime
+    assert build_index(h5, d / 'cache', kind='kdtree', leafsize=8) == p
+    assert json.loads((p / 'meta.json').read_text())['record']['leafsize'] == 8
+    assert Index.load(p).settings['leafsize'] == 8
 
 
 def test_build_index_errors(tmp_path):

@@ -164,7 +164,8 @@ def test_delf_backends(photos, tmp_path, backend):
     "`--features delf` (a train_delf-format checkpoint) and `--features delf-tfhub` (a SavedModel with TF-Hub DELF's"
     " signature) run the same command: every photo once, and the feature store records the backend."
     import torch
-    from landmarks.delf import DELF, feature_settings, save_tiny_tfhub_delf
+    from landmarks.delf import DELF, save_tiny_tfhub_delf
+    from landmarks.features import feature_settings
     d, items, _, _ = photos
     folder = tmp_path / 'flat'
     _link(folder, items[:12])

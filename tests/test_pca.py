@@ -1,9 +1,9 @@
 """PCA over a feature store: recovers a planted subspace, from a sample spread over many images and shards."""
 import landmarks  # noqa: F401
 import numpy as np
-from landmarks.delf import _write, _parts
+from landmarks.features import write_shard, parts_dir
 from landmarks.pca import fit_pca, load_pca, pca_features
-from landmarks.delf import read_features
+from landmarks.features import read_features
 
 
 def _store(path, n_img=30, per=200, D=64, k=5, seed=0, shards=False):
@@ -19,9 +19,9 @@ def _store(path, n_img=30, per=200, D=64, k=5, seed=0, shards=False):
                                        attention=np.ones(per, np.float32), image_size=np.array([100, 100], np.int32))))
     st = dict(backend='test', dims=D)
     if shards:       # an unfinished run: the store is only shards
-        _parts(path).mkdir(parents=True)
-        for j in range(0, n_img, 7): _write(_parts(path)/f'x-{j:06d}.h5', items[j:j+7], st)
-    else: _write(path, items, st)
+        parts_dir(path).mkdir(parents=True)
+        for j in range(0, n_img, 7): write_shard(parts_dir(path)/f'x-{j:06d}.h5', items[j:j+7], st)
+    else: write_shard(path, items, st)
     return basis, np.concatenate([d['descriptors'] for _, d in items])
 
 

@@ -45,8 +45,8 @@ def test_store_as_index_and_queries_never_returns_itself(gld):
     preds = read_submission(d / 'self.csv', task='retrieval')
     assert len(preds) == len(g.index) and all(q not in v for q, v in preds.items())
     # the same features found their own image first when not excluded: the exclusion is what keeps them out
-    from landmarks.kdtree import Index
-    from landmarks.delf import read_features
+    from landmarks.index import Index
+    from landmarks.features import read_features
     ix = Index.load(next((d / 'w' / 'index').glob(f'{store.stem}-kdtree')))
     f = read_features(store, ids=[ix.image_ids[2]])[ix.image_ids[2]]
     assert np.bincount(ix.search(f['descriptors'], k=1).images[:, 0]).argmax() == 2

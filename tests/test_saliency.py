@@ -58,7 +58,7 @@ def test_best_settings_filter_row_is_on(maps):
 @settings(deadline=None, max_examples=30)
 @given(st.integers(0, 10_000), st.integers(1, 8))
 def test_distance_thresholds_are_measured_quantiles(seed, k):
-    from landmarks.kdtree import Neighbours
+    from landmarks.index import Neighbours
     from landmarks.saliency import distance_thresholds
     rng = np.random.default_rng(seed)
     d = np.sort(rng.uniform(0, 2, (50, 8)).astype(np.float32), axis=1)

@@ -9,7 +9,7 @@ from landmarks.delf import extract_features, image_frame
 from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
                              search_parts, build_shard_index, as_index, shard_index, RayIndex, search_images,
                              _in_memory_index, _same_answers, _same_features, _ray_session)
-from landmarks.kdtree import Index, index_settings
+from landmarks.index import Index, index_settings
 from landmarks.cli import main as cli
 
 SPEC = 'synth:tiny'
@@ -179,8 +179,8 @@ def test_settings_chosen_by_size(hnsw_index):
     assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat')
 
 def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
-    from landmarks.kdtree import build_index, Index
-    from landmarks.delf import read_features
+    from landmarks.index import build_index, Index
+    from landmarks.features import read_features
     out = ray_store
     ref_dir = build_index(single, tmp_path, kind='ivfpq', name='ref', nlist=12)
     idx = build_shard_index(out, tmp_path / 'ooc', trained=ref_dir / 'index.faiss', batch_images=25)

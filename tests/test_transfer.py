@@ -93,7 +93,7 @@ def test_skip_when_complete_and_refuse_other_settings(frozen, gld):
     t = ck.stat().st_mtime_ns
     again = train(gld, ck.parents[2], 'resnet18', 'frozen', src, epochs=2, lr=0.05, **TINY)
     assert again == ck and ck.stat().st_mtime_ns == t
-    with pytest.raises(ValueError, match='lr=0.05 not 0.1'):
+    with pytest.raises(ValueError, match='lr: 0.05 -> 0.1'):
         train(gld, ck.parents[2], 'resnet18', 'frozen', src, epochs=2, lr=0.1, **TINY)
 
 
@@ -157,6 +157,10 @@ def test_predict_and_submission(frozen, gld, tmp_path):
     # a threshold above every score leaves no prediction: GAP 0, every id still listed
     none = recognize(ck, gld.test, tmp_path/'none.csv', threshold=1.01, progress=False, threads=1)
     assert read_submission(none) == {} and len(none.read_text().splitlines()) == 1 + len(gld.test)
+    # the cache rule: the same settings skip, a changed threshold recomputes
+    mtime = sub.stat().st_mtime_ns
+    assert recognize(ck, gld.test, sub, progress=False, threads=1) == sub and sub.stat().st_mtime_ns == mtime
+    assert read_submission(recognize(ck, gld.test, sub, threshold=1.01, progress=False, threads=1)) == {}
     c = threshold_curve(p, sol, [0.0, 1.01])
     assert c.gap.iloc[1] == 0 and c.kept.tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match="column 'path'"): predict(ck, gld.test[['id']])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from landmarks.kdtree import Neighbours
+from landmarks.index import Neighbours
 from landmarks.verification import (apply_affine, ransac_affine, ransac_masks, shortlist, skimage_ransac,
                                     synthetic_matches, verify, neighbours_within)
 

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['Neighbours', 'pack_geometry', 'unpack_geometry', 'delf_like', 'project_descriptors', 'index_settings',
-           'Index', 'recall_at_k', 'build_index']
+           'Index', 'recall_at_k', 'build_index', 'search_queries']
 
 # %% ../nbs/05_kdtree.ipynb #b9f5315d
 import json, math, shutil
@@ -16,7 +16,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from .data import atomic_path
+from .data import atomic_path, cached_stage, read_json
+from .features import read_features, stored_ids
 
 # %% ../nbs/05_kdtree.ipynb #f0084b3c
 def pack_geometry(images, # (N,) image numbers, 0 <= image < 2**31
@@ -299,6 +300,11 @@ Index.save, Index.load = _save, _load
 
 
 # %% ../nbs/05_kdtree.ipynb #aa936526
+def _stored_record(path) -> dict:
+    "The build settings an index folder records in its meta.json (None when missing or of an older format)."
+    meta = read_json(Path(path) / 'meta.json', {})
+    return meta.get('record') if meta.get('format') == _FORMAT else None
+
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 out_dir, # the profile's artifact folder; the index goes to out_dir/index/<name>
                 kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat'
@@ -309,15 +315,13 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 batch:int=2000, # images read at a time
                 **settings)->Path: # Index settings (dim, nlist, m, nbits, nprobe, leafsize)
     "Stage: build an `Index` of `kind` over a feature store and save it; returns its folder."
-    from landmarks.delf import read_features, stored_ids
+
     features_h5 = Path(features_h5)
     if not features_h5.exists(): raise FileNotFoundError(f"build_index: feature store {features_h5} does not exist")
     path = Path(out_dir) / 'index' / (name or f"{features_h5.stem}-{kind}")
     record = dict(features=str(features_h5.resolve()), mtime=features_h5.stat().st_mtime, kind=kind,
                   pca=str(Path(pca_npz).resolve()) if pca_npz else None, seed=seed, **settings)
-    if (path / 'meta.json').exists() and not overwrite \
-        and json.loads((path / 'meta.json').read_text()).get('record') == record \
-        and json.loads((path / 'meta.json').read_text()).get('format') == _FORMAT: return path
+    if cached_stage(path, record, overwrite, stored=_stored_record) == 'skip': return path
     pca = None
     if pca_npz:
         from landmarks.pca import load_pca
@@ -338,3 +342,21 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
                               image_sizes=np.stack(sizes), seed=seed, dim=dim, **settings)
     index.pca, index.pca_path, index.extra = pca, pca_npz, dict(record=record)
     return index.save(path)
+
+# %% ../nbs/05_kdtree.ipynb #6f6b6e80
+def _features(queries, ids=None):
+    "A dict id -> features from a feature store path or a dict."
+    if isinstance(queries, dict): return queries if ids is None else {i: queries[i] for i in ids}
+    return read_features(queries, ids)
+
+def search_queries(index, # an `Index`
+                   queries, # a feature store (.h5) or {id: features}
+                   k:int=10, # neighbours per query feature
+                   ids=None, # the query ids to run (default: all)
+                   progress:bool=True)->dict:
+    "{query id: (Neighbours, query locations, query image size)} for every query image."
+    feats, out = _features(queries, ids), {}
+    for qid, f in tqdm(feats.items(), desc=f'{index.kind} search', disable=not progress):
+        out[qid] = (index.search(f['descriptors'], k=k), np.asarray(f['locations'], np.float32),
+                    np.asarray(f['image_size']))
+    return out
