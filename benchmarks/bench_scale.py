@@ -98,7 +98,7 @@ def ray_search(a, n):
 
 def extract(a):
     "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers; append to scale_extract.csv."
-    from landmarks.delf import image_frame
+    from landmarks.data import image_frame
     images = image_frame(a.dataset, a.data_dir)
     if a.max_images: images = images.iloc[:a.max_images]
     kw = dict(model=a.model, image_size=a.image_size)

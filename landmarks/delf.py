@@ -4,11 +4,10 @@
 
 # %% auto #0
 __all__ = ['MAX_SIDE', 'log', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'AMP_MODES', 'demo_image',
-           'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'open_images', 'image_frame', 'shrink', 'read_image',
-           'extract_features', 'make_extractor', 'receptive_field', 'cell_centres', 'DELF', 'pyramid_level',
-           'bf16_native', 'resolve_amp', 'DELFExtractor', 'feature_agreement', 'traced_centre', 'load_delf',
-           'train_delf', 'attention_figure', 'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf',
-           'backend_settings', 'extract_cli']
+           'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'shrink', 'read_image', 'extract_features',
+           'make_extractor', 'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp',
+           'DELFExtractor', 'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure',
+           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -19,7 +18,7 @@ import numpy as np, pandas as pd, h5py, cv2, torch, torch.nn as nn, torch.nn.fun
 from PIL import Image
 from tqdm.auto import tqdm
 from fastcore.script import call_parse
-from .data import atomic_path, cached_stage
+from .data import atomic_path, cached_stage, image_frame, is_gld_folder
 from .features import (ShardWriter, feature_settings, merge_store, parts_dir, remove_store, skipped_csv,
                                 store_files, stored_ids, write_skipped)
 
@@ -124,45 +123,6 @@ def match_ransac(f1:dict, f2:dict,           # per-image features (locations y, 
     model, inl = ransac((src, dst), AffineTransform, min_samples=3, residual_threshold=residual_threshold,
                         max_trials=max_trials, rng=seed)
     return (0, None) if inl is None else (int(inl.sum()), model)
-
-# %% ../nbs/03_delf.ipynb #49267c12
-def _is_gld(root:Path) -> bool:
-    "Does `root` look like a GLD-layout dataset (split CSVs beside split folders)?"
-    return any((root/f'{s}.csv').exists() for s in ('train', 'index', 'test'))
-
-def open_images(src,                # SynthLandmarks spec, GLD-layout folder or photo folder (<landmark>/<image>)
-                data_dir='../data', # where SynthLandmarks datasets live
-               ):
-    "The GLD of an image source: a SynthLandmarks spec (made once), a GLD-layout folder, or a photo folder."
-    s = str(src)
-    if s.startswith('synth:'):
-        from landmarks.data import dataset_root
-        root = Path(dataset_root(s, data_dir))
-    else: root = Path(s)
-    if not root.exists(): raise FileNotFoundError(f"images={s!r}: no such dataset or folder")
-    if _is_gld(root):
-        from landmarks.data import load_gld
-        return load_gld(root)
-    from landmarks.download import load_folder
-    return load_folder(root)
-
-def image_frame(images,                   # DataFrame (id, path), GLD, GLD root, SynthLandmarks spec or photo folder
-                data_dir='../data',       # where SynthLandmarks datasets live
-                splits=('train', 'index', 'test'), # GLD splits to take
-               ) -> pd.DataFrame:
-    "A frame of unique `id` and `path` for the images to extract."
-    if isinstance(images, (str, Path)): images = open_images(images, data_dir)
-    if not isinstance(images, pd.DataFrame):
-        frames = [getattr(images, s) for s in splits if getattr(images, s, None) is not None]
-        if not frames: raise ValueError(f"images: {type(images).__name__} has none of the splits {splits}")
-        images = pd.concat([f[['id', 'path']] for f in frames], ignore_index=True)
-    missing = {'id', 'path'} - set(images.columns)
-    if missing: raise ValueError(f"images: the frame lacks column(s) {sorted(missing)}; it needs 'id' and 'path'")
-    cols = ['id', 'path'] + (['bbox'] if 'bbox' in images.columns else [])  # bbox: a crop before extraction
-    fr = images[cols].astype({'id': str, 'path': str}).drop_duplicates().reset_index(drop=True)
-    dup = fr.id[fr.id.duplicated()]
-    if len(dup): raise ValueError(f"images: id {dup.iloc[0]!r} names two different paths")
-    return fr
 
 # %% ../nbs/03_delf.ipynb #d477ea95
 def _crop(a, box, path=''):
@@ -827,8 +787,8 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
     except ValueError:
         raise ValueError(f'--scales={scales!r}: must be comma-separated numbers, e.g. 0.7071,1,1.4142') from None
     src, unopened = images, pd.DataFrame(columns=['id', 'reason'])
-    if not images.startswith('synth:') and not _is_gld(Path(images)):   # a photo folder: files it could not open
-        from landmarks.download import load_folder
+    if not images.startswith('synth:') and not is_gld_folder(Path(images)):   # a photo folder: files it could not open
+        from landmarks.data import load_folder
         src = load_folder(images)
         unopened = src.missing.reindex(columns=['id', 'reason']).fillna('cannot read the image')
         if strict and len(unopened): raise ValueError(f'{src.missing.path.iloc[0]}: {unopened.reason.iloc[0]}')

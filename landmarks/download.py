@@ -6,7 +6,7 @@
 __all__ = ['GLD_V2_URL', 'GLD_V2_SHARDS', 'GLD_V2_TAR', 'GLD_V2_MD5', 'GLD_V2_CSVS', 'REVISITED_IMAGES',
            'REVISITED_IMAGE_URL', 'REVISITED_GND_URL', 'LoopbackServer', 'DownloadError', 'fetch', 'reencode',
            'download_urls', 'fetch_file', 'download_shard', 'download_gld_v2', 'gld_v2_bucket', 'mirror_gld_v2',
-           'download_gld_v1', 'load_folder', 'download_cli', 'download_revisited']
+           'download_gld_v1', 'download_cli', 'download_revisited']
 
 # %% ../nbs/00a_download.ipynb #7462b055
 import landmarks  # noqa: F401  (triton before tensorflow, see landmarks/__init__)
@@ -20,7 +20,7 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageOps
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import GLD, atomic_path, cached_stage, dataset_root, load_gld, read_json
+from .data import atomic_path, cached_stage, dataset_root, load_gld, read_json
 
 # %% ../nbs/00a_download.ipynb #3b12081b
 GLD_V2_URL = 'https://s3.amazonaws.com/google-landmark'
@@ -676,98 +676,6 @@ def download_gld_v1(root,                # dataset root, read by `load_gld(root,
             with atomic_path(dest) as p: shutil.copyfile(src, p)
         download_urls(dest, root/split, layout='flat', **kwargs)
     return root
-
-# %% ../nbs/00a_download.ipynb #ca7aa727
-_IMAGE_EXT = {'.jpg', '.jpeg', '.png'}
-_NON_LANDMARK = {'distractor', 'distractors', 'no_landmark', 'no_landmarks'}
-
-def _cache_root(root):
-    "Default folder for upright copies of rotated photos (outside the photo folder, which may be read-only)."
-    base = Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'landmarks'/'oriented'
-    return base/hashlib.sha1(str(root).encode()).hexdigest()[:12]
-
-def _upright(path, image_id, cache_dir):
-    "`path`, or an upright copy in `cache_dir` if its EXIF orientation is not 1; raises on unreadable files."
-    with Image.open(path) as im:
-        if im.getexif().get(0x0112, 1) in (1, None): return path
-        dest = Path(cache_dir)/f'{image_id}.jpg'
-        if dest.exists() and dest.stat().st_mtime >= path.stat().st_mtime: return dest
-        im = ImageOps.exif_transpose(im).convert('RGB')
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dest) as p: im.save(p, 'JPEG', quality=95)
-    return dest
-
-def _scan(root, cache_dir):
-    "Rows (id, landmark, path) of the images under `root/<landmark>/`, and the unreadable ones (with the reason)."
-    rows, bad, seen = [], [], {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
-        for f in sorted(p for p in d.rglob('*') if p.is_file() and p.suffix.lower() in _IMAGE_EXT
-                        and not any(s.startswith('.') for s in p.relative_to(root).parts)):
-            image_id = f.relative_to(root).with_suffix('').as_posix()
-            if any(c.isspace() for c in image_id):
-                raise ValueError(
-                    f'{f}: file and folder names must not contain spaces '
-                    f'(the id {image_id!r} goes into space-separated lists); rename it'
-                )
-            if image_id in seen: raise ValueError(f'{f} and {seen[image_id]}: same id {image_id!r}; rename one')
-            seen[image_id] = f
-            try: rows.append((image_id, d.name, str(_upright(f, image_id, cache_dir))))
-            except Exception as e:
-                bad.append(('all', image_id, str(f), f'cannot read the image ({type(e).__name__}: {e})'))
-    loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT]
-    if loose:
-        warnings.warn(
-            f'{root}: {len(loose)} image(s) directly in the root (e.g. {loose[0]}) are ignored; '
-            'put them in a <landmark>/ folder'
-        )
-    bad = pd.DataFrame(bad, columns=['split', 'id', 'path', 'reason'])
-    return pd.DataFrame(rows, columns=['id', 'landmark', 'path']), bad
-
-# %% ../nbs/00a_download.ipynb #cdb7e34a
-def load_folder(root,                   # folder of root/<landmark>/<image> photos
-                query_frac:float=None,  # fraction of each landmark's images used as queries (None: all images are both)
-                seed:int=0,             # seed of the split and of the Usage column
-                cache_dir=None          # where upright copies of EXIF-rotated photos go (default ~/.cache/landmarks)
-               ) -> GLD:
-    "Your own photos as a `GLD`: landmark folders, distractors, optional index/query split and solutions."
-    root = Path(root).resolve()
-    if not root.is_dir(): raise FileNotFoundError(f'load_folder: root={str(root)!r} is not a folder')
-    if query_frac is not None and not 0 < query_frac < 1:
-        raise ValueError(f'load_folder: query_frac={query_frac} must be in (0, 1) or None')
-    df, missing = _scan(root, Path(cache_dir).resolve() if cache_dir else _cache_root(root))
-    if not len(df): raise ValueError(f'load_folder: no jpg/jpeg/png images in {root}/<landmark>/ folders')
-    names = sorted(n for n in set(df.landmark) if n.lower() not in _NON_LANDMARK)
-    lid = {n: k for k, n in enumerate(names)}
-    df['landmark_id'] = [lid.get(n, -1) for n in df.landmark]
-    df['url'] = [Path(p).as_uri() for p in df.path]
-    rng = np.random.default_rng([seed, 3])
-    is_query = np.zeros(len(df), bool)
-    if query_frac is not None:
-        for name, g in df.groupby('landmark', sort=True):
-            k = len(g)
-            nq = (
-                round(k * query_frac)
-                if name.lower() in _NON_LANDMARK
-                else (0 if k < 2 else min(k - 1, max(1, round(k * query_frac))))
-            )
-            is_query[g.index.values[rng.permutation(k)[:nq]]] = True
-    index = df[~is_query] if query_frac is not None else df
-    test = df[is_query] if query_frac is not None else df
-    train = index[index.landmark_id >= 0]
-    usage = np.where(rng.random(len(test)) < 1/3, 'Public', 'Private')
-    rec = pd.DataFrame(
-        {'id': test.id.values, 'landmarks': [str(l) if l >= 0 else '' for l in test.landmark_id], 'Usage': usage}
-    )
-    by_lm = index[index.landmark_id >= 0].groupby('landmark_id').id.apply(list).to_dict()
-    ret = [
-        (q, ' '.join(i for i in by_lm.get(l, []) if i != q), u)
-        for q, l, u in zip(test.id, test.landmark_id, usage)
-        if l >= 0
-    ]
-    ret = pd.DataFrame([r for r in ret if r[1]], columns=['id', 'images', 'Usage'])
-    cols = lambda f, c: f[c].reset_index(drop=True)
-    return GLD(root, 2, cols(train, ['id', 'url', 'landmark_id', 'path', 'landmark']),
-               cols(index, ['id', 'path', 'landmark']), cols(test, ['id', 'path', 'landmark']), rec, ret, missing)
 
 # %% ../nbs/00a_download.ipynb #646079a4
 @call_parse

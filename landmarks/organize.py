@@ -254,7 +254,7 @@ def label_votes(h5, # the collection's feature store
                 features:str='sift', k:int=10, max_distance:float=0.8, shortlist:int=30, min_inliers:int=8,
                 residual:float=0.02, seed:int=0, progress:bool=True, **extract)->Path:
     "Stage: votes.csv (id, landmark, score) of every photo of `ids` against the labelled photos; old votes kept."
-    from landmarks.download import load_folder
+    from landmarks.data import load_folder
     train = load_folder(labelled).train
     out, state = Path(work_dir) / 'votes.csv', Path(work_dir) / 'votes.json'
     lab_h5 = extract_features(train[['id', 'path']], Path(work_dir) / f"labelled-{features}-{_tag(extract)}.h5",

@@ -45,7 +45,7 @@ def source_images(src, # GLD-layout folder, 'synth:...' spec, photo folder, revi
     if role not in ('index', 'queries', 'train'):
         raise ValueError(f"role={role!r}: expected 'index', 'queries' or 'train'")
     from landmarks.data import dataset_root
-    from landmarks.delf import open_images
+    from landmarks.data import open_images
     root = Path(dataset_root(s, data_dir)) if s.startswith('synth:') else Path(s)
     if not root.exists(): raise FileNotFoundError(f"{s}: no such dataset, photo folder or feature store")
     from landmarks.benchmarks import is_revisited, revisited_frame
@@ -336,7 +336,7 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
                            index_type:str='kdtree', k:int=10, max_distance:float=0.8, shortlist:int=100,
                            seed:int=0, overwrite:bool=False, progress:bool=True)->Path:
     "Stage: mAP and time of the indexed pipeline and of the exhaustive baseline on real photos; returns the CSV."
-    from landmarks.download import load_folder
+    from landmarks.data import load_folder
     from landmarks.evaluation import mean_average_precision
     out = Path(out_dir) / 'tables' / 'real_photos.csv'
     if out.exists() and not overwrite: return out

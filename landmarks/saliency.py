@@ -246,7 +246,7 @@ def real_photos_cv(root, # photo folder root/<landmark>/<image> (load_folder)
                    folds:int=3, # cross-validation folds, by landmark
                    top:int=20, seed:int=0, overwrite:bool=False, progress:bool=True)->Path:
     "Stage: the filter off and on, each tuned by cross-validation (folds by landmark); per-fold rows in a CSV."
-    from landmarks.download import load_folder
+    from landmarks.data import load_folder
     from landmarks.retrieval import features_of
     extract = extract or dict(features='sift', max_features=300, image_size=512)
     out = Path(out_dir) / 'tables' / 'saliency_real.csv'

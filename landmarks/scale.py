@@ -27,7 +27,7 @@ def plan_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or phot
                 shard_size:int=256, # images per shard
                 data_dir='../data') -> pd.DataFrame:
     "The images to extract (id, path) and the shard each goes to, in a fixed order."
-    from landmarks.delf import image_frame
+    from landmarks.data import image_frame
     if int(shard_size) < 1: raise ValueError(f"plan_shards: parameter shard_size={shard_size} must be >= 1")
     fr = image_frame(images, data_dir)
     return fr.assign(shard=np.arange(len(fr)) // int(shard_size))
@@ -302,7 +302,8 @@ def extract_ray_cli(images:str=None,        # GLD-layout folder, SynthLandmarks 
                     data_dir:str='data',    # where SynthLandmarks datasets live
                     overwrite:bool=False):
     "Extract local features on Ray Data: one HDF5 store per shard plus a manifest, merged into OUT."
-    from landmarks.delf import backend_settings, image_frame
+    from landmarks.data import image_frame
+    from landmarks.delf import backend_settings
     if not images or not out: raise SystemExit('landmarks extract --engine ray: --images and --out are required')
     kw = backend_settings(features, scales, threshold, max_features)
     fr = image_frame(images, data_dir, tuple(s for s in splits.split(',') if s))
@@ -855,7 +856,8 @@ def measure_extraction(images, # as extract_shards
                        features='sift', shard_size:int=64, data_dir='../data', address=None,
                        **kwargs) -> pd.DataFrame: # passed to extract_shards / extract_features
     "Images per second of the default engine and of Ray with each number of `workers`, on the same images."
-    from landmarks.delf import extract_features, image_frame
+    from landmarks.data import image_frame
+    from landmarks.delf import extract_features
 
     work_dir = Path(work_dir)
     n = len(image_frame(images, data_dir))

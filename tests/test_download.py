@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from landmarks.data import dev_photos, load_gld
+from landmarks.data import dev_photos, load_folder, load_gld
 from landmarks.download import (DownloadError, LoopbackServer, download_cli, download_gld_v1, download_gld_v2,
-                                download_shard, download_urls, fetch, fetch_file, load_folder, reencode)
+                                download_shard, download_urls, fetch, fetch_file, reencode)
 
 REAL = dev_photos()  # the dev photos, or None
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 
 from landmarks.cli import main
 from landmarks.data import dataset_root, dev_photos, load_gld
-from landmarks.download import load_folder
+from landmarks.data import load_folder
 from landmarks.evaluation import evaluate, mean_average_precision, read_submission
 
 REAL = dev_photos()  # the dev photos, or None

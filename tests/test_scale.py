@@ -5,7 +5,8 @@ import json, os, shutil, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, faiss
 from landmarks.data import dataset_root
-from landmarks.delf import extract_features, image_frame
+from landmarks.data import image_frame
+from landmarks.delf import extract_features
 from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
                              search_parts, build_shard_index, as_index, shard_index, RayIndex, search_images,
                              _in_memory_index, _same_answers, _same_features, _ray_session)
