@@ -8,7 +8,7 @@ __all__ = ['PUBLISHED_REVISITED', 'GLD_V2_SOLUTIONS', 'Revisited', 'is_revisited
            'gld_v2_scores']
 
 # %% ../nbs/08a_benchmarks.ipynb #ae46c8d4
-import json, os, pickle, shutil, tempfile
+import json, pickle, shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .data import atomic_path
 from .evaluation import (
     evaluate, read_gnd, read_solution, read_submission, revisited_map, revisited_ranking)
 
@@ -121,15 +122,11 @@ def revisited_fixture(out, # the folder to write: out/jpg/ and out/gnd_<out.name
         w, h = Image.open(paths[q]).size
         bbx = np.array([margin * w, margin * h, (1 - margin) * w, (1 - margin) * h])
         gnd.append(dict(easy=np.array(easy), hard=np.array(hard), junk=np.array(junk), bbx=bbx))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))      # built aside, renamed into place
-    try:
+    with atomic_path(out, folder=True) as tmp:                              # built aside, renamed into place
         (tmp/'jpg').mkdir()
         for n in imlist + qids: shutil.copyfile(paths[n], tmp/'jpg'/f'{n}.jpg')
         cfg = dict(imlist=imlist, qimlist=list(qids), gnd=gnd)
         (tmp/f'gnd_{out.name}.pkl').write_bytes(pickle.dumps(cfg, protocol=2))
-        os.replace(tmp, out)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 # %% ../nbs/08a_benchmarks.ipynb #840ba532

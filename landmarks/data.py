@@ -31,18 +31,28 @@ os.umask(_UMASK)
 
 @contextlib.contextmanager
 def atomic_path(path,
-                tmp_dir=None):   # where the temporary file goes (default: beside `path`; the same filesystem)
+                tmp_dir=None,    # where the temporary file goes (default: beside `path`; the same filesystem)
+                folder:bool=False):  # yield a temporary folder and put it in place of `path` (a folder artifact)
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=tmp_dir or path.parent)
-    os.close(fd)
+    where, prefix = tmp_dir or path.parent, f'.{path.name}.'
+    if folder: tmp = tempfile.mkdtemp(prefix=prefix, suffix='.tmp', dir=where)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix='.tmp', dir=where)
+        os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)                       # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
+        os.chmod(tmp, (0o777 if folder else 0o666) & ~_UMASK)   # mkstemp/mkdtemp make private files; the usual mode
+        if folder and path.exists():                     # a folder cannot be renamed onto a full one: old one aside
+            old = tempfile.mkdtemp(prefix=prefix, suffix='.old', dir=path.parent)
+            os.replace(path, Path(old)/path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else: os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp): os.remove(tmp)
+        if folder: shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp): os.remove(tmp)
 
 # %% ../nbs/00_data.ipynb #c81fbefd
 def image_path(root, split:str, image_id:str) -> Path:

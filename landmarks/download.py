@@ -614,19 +614,17 @@ def gld_v2_bucket(dataset:str,        # a SynthLandmarks spec or a GLD-layout fo
     if cached_stage(out, want, stored=lambda p: read_json(p/'bucket.json', {})) == 'skip': return out
     if out.exists() and not (out/'bucket.json').exists() and any(out.iterdir()):
         raise FileExistsError(f'{out}: not empty and not a bucket made by gld_v2_bucket (no bucket.json)')
-    part = out.with_name(out.name + '.partial')
-    shutil.rmtree(part, ignore_errors=True)
-    for split, n in shards.items(): _pack_split(getattr(gld, split), split, n, part)
-    clean = gld.train.groupby('landmark_id').id.apply(lambda s: ' '.join(sorted(s))).reset_index(name='images')
-    tables = {'train.csv': gld.train.reindex(columns=['id', 'url', 'landmark_id']), 'train_clean.csv': clean,
-              'index.csv': gld.index[['id']], 'test.csv': gld.test[['id']],
-              'recognition_solution.csv': gld.recognition_solution, 'retrieval_solution.csv': gld.retrieval_solution}
-    for name, rel in GLD_V2_CSVS.items():
-        (part/rel).parent.mkdir(parents=True, exist_ok=True)
-        tables[name].to_csv(part/rel, index=False)
-    (part/'bucket.json').write_text(json.dumps(want, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(part, out)
+    with atomic_path(out, folder=True) as part:                 # the bucket appears whole or not at all
+        for split, n in shards.items(): _pack_split(getattr(gld, split), split, n, part)
+        clean = gld.train.groupby('landmark_id').id.apply(lambda s: ' '.join(sorted(s))).reset_index(name='images')
+        tables = {'train.csv': gld.train.reindex(columns=['id', 'url', 'landmark_id']), 'train_clean.csv': clean,
+                  'index.csv': gld.index[['id']], 'test.csv': gld.test[['id']],
+                  'recognition_solution.csv': gld.recognition_solution,
+                  'retrieval_solution.csv': gld.retrieval_solution}
+        for name, rel in GLD_V2_CSVS.items():
+            (part/rel).parent.mkdir(parents=True, exist_ok=True)
+            tables[name].to_csv(part/rel, index=False)
+        (part/'bucket.json').write_text(json.dumps(want, indent=1))
     return out
 
 # %% ../nbs/00a_download.ipynb #af2d5e84
@@ -815,19 +813,16 @@ def download_revisited(name:str,                        # 'roxford5k' | 'rparis6
         except ValueError:
             gnd.unlink()
             raise
-        staging = out/'jpg.staging'
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        for rel in REVISITED_IMAGES[name]:
-            file_name = PurePosixPath(rel).name
-            tgz = fetch_file(f'{image_url.rstrip("/")}/{rel}', out/'.archives'/file_name, timeout, retries, backoff,
-                             desc=file_name if progress else None)
-            _extract_jpgs(tgz, staging)
-        missing = [i for i in cfg['imlist'] + cfg['qimlist'] if not (staging/f'{i}.jpg').is_file()]
-        if missing: raise DownloadError(f'{name}: {len(missing)} image(s) of gnd_{name}.pkl are not in the archives, '
-                                        f'e.g. {missing[0]}.jpg')
-        shutil.rmtree(out/'jpg', ignore_errors=True)
-        os.replace(staging, out/'jpg')
+        with atomic_path(out/'jpg', folder=True) as staging:   # jpg/ appears only with every image of the list
+            for rel in REVISITED_IMAGES[name]:
+                file_name = PurePosixPath(rel).name
+                tgz = fetch_file(f'{image_url.rstrip("/")}/{rel}', out/'.archives'/file_name, timeout, retries,
+                                 backoff, desc=file_name if progress else None)
+                _extract_jpgs(tgz, staging)
+            missing = [i for i in cfg['imlist'] + cfg['qimlist'] if not (staging/f'{i}.jpg').is_file()]
+            if missing:
+                raise DownloadError(f'{name}: {len(missing)} image(s) of gnd_{name}.pkl are not in the archives, '
+                                    f'e.g. {missing[0]}.jpg')
         if not keep_archives: shutil.rmtree(out/'.archives', ignore_errors=True)
         info = dict(name=name, images=len(list((out/'jpg').glob('*.jpg'))), image_url=image_url, gnd_url=gnd_url,
                     time=time.strftime('%Y-%m-%dT%H:%M:%S'))
