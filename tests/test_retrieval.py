@@ -112,6 +112,7 @@ def test_geometry_and_expansion_options(gld, tmp_path, capsys):
         preds = read_submission(out, task='retrieval')
         sol = {q: set(v.split()) for q, v in zip(g.retrieval_solution.id, g.retrieval_solution.images)}
         assert mean_average_precision({q: preds[q] for q in sol}, sol) > 0.2, extra
+    capsys.readouterr()  # the progress bars of the runs above
     with pytest.raises(SystemExit) as e:
         _run('retrieve', '--index', g.root, '--queries', g.root, '--geometry', 'similarity')
     err = capsys.readouterr().err
