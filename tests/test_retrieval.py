@@ -100,3 +100,20 @@ def test_real_photos_subset(tmp_path):
     rng = np.random.default_rng(0)     # chance: the same candidates in random orders
     chance = np.mean([mean_average_precision({q: list(rng.permutation(preds[q])) for q in sol}, sol) for _ in range(20)])
     assert score > chance + 0.1, (score, chance)
+
+
+def test_geometry_and_expansion_options(gld, tmp_path, capsys):
+    "--geometry, --expand and --oriented reach the pipeline; a bad geometry is a one-line error naming it."
+    d, g = gld
+    for extra in (('--geometry', 'fundamental', '--expand', '0'), ('--geometry', 'index-affine', '--oriented')):
+        out = tmp_path / f'{extra[1]}.csv'
+        _run('retrieve', '--index', g.root, '--queries', g.root, '--out', out, '--work_dir', d / 'w', '--max_features',
+             200, *extra)
+        preds = read_submission(out, task='retrieval')
+        sol = {q: set(v.split()) for q, v in zip(g.retrieval_solution.id, g.retrieval_solution.images)}
+        assert mean_average_precision({q: preds[q] for q in sol}, sol) > 0.2, extra
+    capsys.readouterr()  # the progress bars of the runs above
+    with pytest.raises(SystemExit) as e:
+        _run('retrieve', '--index', g.root, '--queries', g.root, '--geometry', 'similarity')
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and '--geometry' in err and len(err.strip().splitlines()) == 1, err
