@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['MAX_FEATURES', 'UPRIGHT', 'SHORTLIST', 'GEOMETRY', 'RATIO', 'THRESHOLD', 'EXPAND', 'EXPAND_MIN',
-           'EXPAND_WEIGHT', 'MIN_INLIERS', 'check_store', 'source_images', 'features_of', 'UprightRootSIFT',
-           'verify_shortlist', 'expand_query', 'check_retrieval', 'same_images', 'retrieval_candidates', 'retrieve',
-           'landmark_votes', 'recognize_by_retrieval', 'pick_examples', 'match_figure', 'exhaustive_inliers',
-           'exhaustive_rankings', 'nearest_verified', 'real_photos_experiment', 'retrieve_cli',
-           'recognize_by_retrieval_cli']
+           'EXPAND_WEIGHT', 'EXPAND_SHORTLIST', 'MIN_INLIERS', 'check_store', 'source_images', 'features_of',
+           'UprightRootSIFT', 'verify_shortlist', 'expand_query', 'check_retrieval', 'same_images',
+           'retrieval_candidates', 'retrieve', 'landmark_votes', 'recognize_by_retrieval', 'pick_examples',
+           'match_figure', 'exhaustive_inliers', 'exhaustive_rankings', 'nearest_verified', 'real_photos_experiment',
+           'retrieve_cli', 'recognize_by_retrieval_cli']
 
 # %% ../nbs/07a_retrieval.ipynb #689907db
 import functools, hashlib, json, os, re, time, urllib.parse
@@ -184,49 +184,76 @@ class _Store:
         self.read = functools.lru_cache(maxsize=keep)(lambda n: read_features(h5, [self.ids[n]])[self.ids[n]])
     def __getitem__(self, n:int) -> dict: return self.read(int(n))
 
-def verify_shortlist(query:dict, # the query's features (`locations`, `descriptors`)
+class _Pairs:
+    "Pairs verified with `verify_pair` (`done`: how many); a pair of index images, or any pair with a memo, kept."
+    def __init__(self, db, memo:dict=None, **kw):
+        self.db, self.kw, self.done = db, kw, 0
+        self.memo, self.keep_queries = ({}, False) if memo is None else (memo, True)
+
+    def _verify(self, a:dict, b:dict) -> tuple:
+        self.done += 1
+        return verify_pair(a, b, **self.kw)
+
+    def query(self, qid, query:dict, n:int) -> tuple:
+        "`verify_pair` of query `qid` with index image `n`."
+        if not self.keep_queries: return self._verify(query, self.db[n])
+        key = (str(qid), int(n))
+        if key not in self.memo: self.memo[key] = self._verify(query, self.db[n])
+        return self.memo[key]
+
+    def images(self, a:int, b:int) -> int:
+        "Distinct inliers of index images `a` and `b` (the lower number as the query)."
+        key = (min(int(a), int(b)), max(int(a), int(b)))
+        if key not in self.memo: self.memo[key] = self._verify(self.db[key[0]], self.db[key[1]])[0]
+        return self.memo[key]
+
+def verify_shortlist(qid, # the query's id
+                     query:dict, # its features (`locations`, `descriptors`)
                      near:Neighbours, # its neighbours in the index (within the distance limit)
-                     db, # image number -> full features (a `_Store`)
-                     shortlist:int=30, # images verified: the most voted
+                     pairs:_Pairs, # verifies a query with an index image
+                     shortlist:int=20, # images verified: the most voted
                      exclude=(), # image numbers never returned (the query itself)
-                     **kw)->list: # `verify_pair` settings
+                    )->list:
     "The shortlisted `Candidate`s of one query, each matched on full descriptors and verified, by (inliers, votes)."
     imgs, votes = vote_shortlist(near, shortlist, exclude)
-    cands = [Candidate(int(i), int(v), *verify_pair(query, db[i], **kw)) for i, v in zip(imgs, votes)]
+    cands = [Candidate(int(i), int(v), *pairs.query(qid, query, i)) for i, v in zip(imgs, votes)]
     return sorted(cands, key=lambda c: (-c.inliers, -c.votes, c.image))
 
 # %% ../nbs/07a_retrieval.ipynb #fdb8c4b7
-def expand_query(query:dict, # the query's features
+def expand_query(qid, query:dict, # the query's id and features
                  cands:list, # its verified candidates, best first (`verify_shortlist`)
                  index, # the `Index` searched again
-                 db, # image number -> full features
+                 pairs:_Pairs, # verifies pairs (their index images' features: `pairs.db`)
                  k:int=10, max_distance:float=0.8, # neighbours of the joined descriptors
-                 shortlist:int=30, # new images verified
+                 shortlist:int=10, # the joined search's most voted images: verified if new, rescored if weak
                  exclude=(), # image numbers never returned
-                 expand:int=3, # best verified images joined to the query
-                 expand_min:int=15, # inliers an image needs to join
+                 expand:int=2, # best verified images joined to the query
+                 expand_min:int=10, # inliers an image needs to join
                  weight:float=0.5, # share of the inliers with an expansion image added to a weak candidate's score
-                 **kw)->list: # `verify_pair` settings
+                )->list:
     "Candidates re-ranked by verified average query expansion (the query's own candidates when none is verified)."
     top = [c for c in cands if c.inliers >= expand_min][:expand]
     if not top: return cands
-    joined = np.concatenate([query['descriptors']] + [db[c.image]['descriptors'] for c in top])
+    joined = np.concatenate([query['descriptors']] + [pairs.db[c.image]['descriptors'] for c in top])
     near = neighbours_within(index.search(joined, k=k), k, max_distance)
-    seen = tuple(set(exclude) | {c.image for c in cands})
-    pool = cands + verify_shortlist(query, near, db, shortlist, seen, **kw)
     chosen = {c.image for c in top}
+    imgs, votes = vote_shortlist(near, shortlist, tuple(set(exclude) | chosen))
+    pool = {c.image: c for c in cands}
+    for i, v in zip(imgs.tolist(), votes.tolist()):
+        if i not in pool: pool[i] = Candidate(i, v, *pairs.query(qid, query, i))
+    looked = set(imgs.tolist())
     def score(c):
-        if c.image in chosen or c.inliers >= expand_min: return c.inliers
-        return c.inliers + weight * max(verify_pair(db[t.image], db[c.image], **kw)[0] for t in top)
-    scores = {c.image: score(c) for c in pool}
-    return sorted(pool, key=lambda c: (-scores[c.image], -c.votes, c.image))
+        if c.image in chosen or c.inliers >= expand_min or c.image not in looked: return c.inliers
+        return c.inliers + weight * max(pairs.images(t.image, c.image) for t in top)
+    scores = {i: score(c) for i, c in pool.items()}
+    return sorted(pool.values(), key=lambda c: (-scores[c.image], -c.votes, c.image))
 
 # %% ../nbs/07a_retrieval.ipynb #db2bc9a4
 # the frozen defaults of `landmarks retrieve` and `recognize --by-retrieval` (RootSIFT): features and verification
-# measured on the dev photos, query expansion and recognition chosen by cross-validation (folds by landmark):
-# benchmarks/bench_realphotos.py, benchmarks/results/realphotos*.csv
-MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 30, 'homography', 0.85, 8.
-EXPAND, EXPAND_MIN, EXPAND_WEIGHT, MIN_INLIERS = 2, 10, 0.5, 8
+# measured on the dev photos, shortlists, query expansion and recognition chosen by cross-validation (folds by
+# landmark): benchmarks/bench_realphotos.py, benchmarks/results/realphotos*.csv
+MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 20, 'homography', 0.85, 8.
+EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 2, 10, 0.5, 10, 8
 
 # %% ../nbs/07a_retrieval.ipynb #735bf874
 _FEATURES, _INDEX_TYPES = ('sift', 'delf', 'delf-tfhub'), ('kdtree', 'ivfpq', 'flat')
@@ -248,6 +275,7 @@ _RETRIEVAL_CHECKS = (  # parameter, test, what it expects
     ('threshold', lambda v: 0 < v < float('inf'), 'must be > 0 (px)'),
     ('expand', lambda v: isinstance(v, int) and 0 <= v <= 100, 'must be an integer in 0..100 (0: no query expansion)'),
     ('expand_min', lambda v: isinstance(v, int) and v >= 0, 'must be an integer >= 0'),
+    ('expand_shortlist', lambda v: isinstance(v, int) and 1 <= v <= 10_000, 'must be an integer in 1..10000'),
 )
 
 def check_retrieval(cli:bool=False, # name parameters as options (`--max-distance`)
@@ -260,7 +288,6 @@ def check_retrieval(cli:bool=False, # name parameters as options (`--max-distanc
         except TypeError: good = False
         require(good, f"--{name.replace('_', '-')}" if cli else name, v, expected)
 
-#| export
 def same_images(index_h5, # the index's feature store
                 queries_h5, # the queries' feature store
                 index, # the `Index` built on `index_h5` (image id -> number)
@@ -292,12 +319,15 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
                          ratio:float=RATIO, threshold:float=THRESHOLD, # matching and inlier distance (px)
                          expand:int=EXPAND, expand_min:int=EXPAND_MIN, # query expansion: images, inliers to join
                          expand_weight:float=EXPAND_WEIGHT, # share of an expansion's inliers in the score
+                         expand_shortlist:int=EXPAND_SHORTLIST, # images expansion verifies or rescores
                          index_role:str='index', # 'index', or 'train' for recognition
+                         memo:dict=None, # verified pairs kept across calls with the same features and verification
+                         stats:dict=None, # filled with `queries` and `pairs` (pairs verified, memo hits excluded)
                          data_dir='../data', seed:int=0, progress:bool=True, **extract)->tuple:
     "(Index, {query id: [Candidate] best first}) for every query, never returned for itself (`same_images`)."
     check_retrieval(features=features, index_type=index_type, k=k, max_distance=max_distance, query_min=query_min,
                     db_min=db_min, shortlist=shortlist, geometry=geometry, ratio=ratio, threshold=threshold,
-                    expand=expand, expand_min=expand_min)
+                    expand=expand, expand_min=expand_min, expand_shortlist=expand_shortlist)
     ix_h5 = features_of(index_src, index_role, work_dir, features, data_dir, progress, **extract)
     q_h5 = features_of(queries_src, 'queries', work_dir, features, data_dir, progress, **extract)
     pca = _pca_for(ix_h5, work_dir, seed)
@@ -310,15 +340,18 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         cands = {q: verify(neighbours_within(nb, k, max_distance), loc, top=shortlist, exclude=same.get(q, ()),
                            seed=seed)
                  for q, (nb, loc, _) in tqdm(searched.items(), desc='verify', disable=not progress)}
+        done = sum(map(len, cands.values()))
     else:
-        db = _Store(ix_h5, index.image_ids)
         kw = dict(ratio=ratio, model=geometry, threshold=threshold, seed=seed)
+        pairs = _Pairs(_Store(ix_h5, index.image_ids), memo, **kw)
         cands = {}
         for q, (nb, _, _) in tqdm(searched.items(), desc='verify', disable=not progress):
-            near = neighbours_within(nb, k, max_distance)
-            cs = verify_shortlist(queries[q], near, db, shortlist, same.get(q, ()), **kw)
-            cands[q] = expand_query(queries[q], cs, index, db, k, max_distance, shortlist, same.get(q, ()),
-                                    expand, expand_min, expand_weight, **kw) if expand else cs
+            mine = same.get(q, ())
+            cs = verify_shortlist(q, queries[q], neighbours_within(nb, k, max_distance), pairs, shortlist, mine)
+            cands[q] = expand_query(q, queries[q], cs, index, pairs, k, max_distance, expand_shortlist, mine, expand,
+                                    expand_min, expand_weight) if expand else cs
+        done = pairs.done
+    if stats is not None: stats.update(queries=len(searched), pairs=done)
     if index.image_sizes is not None:
         cands = {q: apply_saliency(cs, searched[q][2], index.image_sizes, query_min, db_min) for q, cs in cands.items()}
     return index, cands
@@ -470,10 +503,15 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
                            seed:int=0, overwrite:bool=False, progress:bool=True,
                            **settings)->Path: # `retrieval_candidates` settings (default: its frozen defaults)
     "Stage: mAP@100, GAP and time of the indexed pipeline (with, without query expansion) and of exhaustive matching."
+    from landmarks.data import cached_stage, store_settings
     from landmarks.download import load_folder
     from landmarks.evaluation import mean_average_precision, global_average_precision
     out = Path(out_dir) / 'tables' / 'real_photos.csv'
-    if out.exists() and not overwrite: return out
+    min_inliers = settings.pop('min_inliers', MIN_INLIERS)  # recognition: the rest are retrieval settings
+    record = dict(root=str(Path(root).resolve()), max_features=max_features, image_size=image_size, upright=upright,
+                  min_inliers=min_inliers, index_type=index_type, seed=seed, settings=settings,
+                  version=landmarks.__version__)
+    if cached_stage(out, record, overwrite) == 'skip': return out
     gld, work = load_folder(root), Path(out_dir) / 'work'
     h5 = features_of(root, 'index', work, 'sift', progress=progress, max_features=max_features, image_size=image_size,
                      upright=upright or None)
@@ -482,28 +520,33 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
     landmarks_of = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
     labels = dict(zip(gld.train.id, gld.train.landmark_id))  # distractors: no label
     mAP = lambda preds: mean_average_precision({q: preds[q] for q in solution}, solution)  # landmark queries only
+    retrieval_candidates(h5, h5, work, index_type=index_type, seed=seed, progress=False, expand=0, shortlist=1)  # index
     rows = []
     for name, kw in (('indexed', settings), ('indexed, no query expansion', dict(settings, expand=0))):
+        stats = {}
         t = time.perf_counter()
-        index, cands = retrieval_candidates(h5, h5, work, index_type=index_type, seed=seed, progress=progress, **kw)
+        index, cands = retrieval_candidates(h5, h5, work, index_type=index_type, seed=seed, progress=progress,
+                                            stats=stats, **kw)
         dt = time.perf_counter() - t
         lab = np.array([labels.get(i, -1) for i in index.image_ids])
-        votes = {q: landmark_votes(cs, lab, min_inliers=MIN_INLIERS) for q, cs in cands.items()}
+        votes = {q: landmark_votes(cs, lab, min_inliers=min_inliers) for q, cs in cands.items()}
         rows.append(dict(method=name, mAP=mAP(rankings(cands, index.image_ids)),
-                         GAP=global_average_precision(votes, landmarks_of), seconds=dt))
+                         GAP=global_average_precision(votes, landmarks_of), seconds=dt,
+                         pairs_per_query=stats['pairs'] / stats['queries']))
     t = time.perf_counter()
     ids, inl = exhaustive_inliers(h5, seed=seed, progress=progress)
     dt = time.perf_counter() - t
     ex = {q: [ids[j] for j in np.lexsort((np.arange(len(ids)), -inl[i])) if j != i][:100] for i, q in enumerate(ids)}
     rows.append(dict(method='exhaustive (all pairs, mutual NN + affine RANSAC)', mAP=mAP(ex),
-                     GAP=global_average_precision(nearest_verified(ids, inl, labels), landmarks_of), seconds=dt))
-    n = len(index.image_ids)
+                     GAP=global_average_precision(nearest_verified(ids, inl, labels), landmarks_of), seconds=dt,
+                     pairs_per_query=(len(ids) - 1) / 2))  # each pair once, for both of its images
+    n = len(ids)
     table = pd.DataFrame(rows).assign(seconds_per_query=lambda d: d.seconds / n, images=n,
                                       landmark_queries=len(solution), max_features=max_features,
-                                      image_size=image_size, upright=upright)
+                                      image_size=image_size, upright=upright, load=os.getloadavg()[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp: table.to_csv(tmp, index=False)
-    return out
+    return store_settings(out, record)
 
 # %% ../nbs/07a_retrieval.ipynb #a331340c
 def _required(**kw):
@@ -554,6 +597,7 @@ def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... s
                  shortlist:int=SHORTLIST, # images verified per query (the index's most voted)
                  geometry:str=GEOMETRY, # homography | fundamental | affine (USAC MAGSAC++) | index-affine
                  expand:int=EXPAND, # query expansion: verified images joined to the query (0: none)
+                 expand_shortlist:int=EXPAND_SHORTLIST, # images query expansion verifies or rescores
                  max_features:int=MAX_FEATURES, # features per image (sift)
                  oriented:bool=False, # sift: keypoints at their dominant orientations, not upright
                  image_size:int=None, # shrink images to this longest side (px) before extraction
@@ -562,11 +606,11 @@ def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... s
     "Retrieve index images for every query; write a Kaggle retrieval submission."
     _check_cli(index, queries, out, work_dir, features=features, index_type=index_type, k=k, max_distance=max_distance,
                query_min=query_min, db_min=db_min, max_features=max_features, image_size=image_size,
-               shortlist=shortlist, geometry=geometry, expand=expand)
+               shortlist=shortlist, geometry=geometry, expand=expand, expand_shortlist=expand_shortlist)
     extract = _extract_kw(features, max_features, image_size, model, oriented)
     p = retrieve(index, queries, out, work_dir=work_dir, features=features, index_type=index_type, k=k,
                  max_distance=max_distance, query_min=query_min, db_min=db_min, shortlist=shortlist, geometry=geometry,
-                 expand=expand, data_dir=data_dir, seed=seed, **extract)
+                 expand=expand, expand_shortlist=expand_shortlist, data_dir=data_dir, seed=seed, **extract)
     print(p)
 
 @call_parse
@@ -581,16 +625,17 @@ def recognize_by_retrieval_cli(index:str=None, # labelled images: GLD-layout dat
                                shortlist:int=SHORTLIST, # images verified per query (the index's most voted)
                                geometry:str=GEOMETRY, # homography | fundamental | affine | index-affine
                                expand:int=EXPAND, # query expansion: verified images joined to the query (0: none)
+                               expand_shortlist:int=EXPAND_SHORTLIST, # images query expansion verifies or rescores
                                min_inliers:int=MIN_INLIERS, # a neighbour with fewer inliers does not vote
                               ):
     "Predict each query's landmark (and a confidence) from its verified neighbours; write a Kaggle submission."
     _check_cli(index, queries, out, work_dir, labels, features=features, index_type=index_type, k=k,
                max_distance=max_distance, max_features=max_features, image_size=image_size, shortlist=shortlist,
-               geometry=geometry, expand=expand, min_inliers=min_inliers)
+               geometry=geometry, expand=expand, expand_shortlist=expand_shortlist, min_inliers=min_inliers)
     extract = _extract_kw(features, max_features, image_size, model, oriented)
     p = recognize_by_retrieval(index, queries, out, work_dir=work_dir, labels=labels, features=features,
                                index_type=index_type, k=k, max_distance=max_distance, shortlist=shortlist,
-                               geometry=geometry, expand=expand,
+                               geometry=geometry, expand=expand, expand_shortlist=expand_shortlist,
                                min_inliers=min_inliers, data_dir=data_dir, seed=seed, **extract)
     p = _with_names(p, index, data_dir)  # photo folders: landmark names beside the integer ids
     print(p)

@@ -117,3 +117,17 @@ def test_geometry_and_expansion_options(gld, tmp_path, capsys):
         _run('retrieve', '--index', g.root, '--queries', g.root, '--geometry', 'similarity')
     err = capsys.readouterr().err
     assert e.value.code == 2 and '--geometry' in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize('cmd', [('retrieve',), ('recognize', '--by-retrieval')])
+@pytest.mark.parametrize('option,value', [('--shortlist', 0), ('--expand', -1), ('--expand_shortlist', 0),
+                                          ('--max_distance', 0), ('--geometry', 'similarity')])
+def test_bad_values_are_one_line_errors(gld, cmd, option, value, capsys):
+    "Every verification and expansion option: a bad value exits before any work with one line naming it."
+    d, g = gld
+    with pytest.raises(SystemExit) as e:
+        _run(*cmd, '--index', g.root, '--queries', g.root, option, value, '--work_dir', d / 'w-bad')
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert option.lstrip('-').replace('_', '-') in err and str(value) in err, err
+    assert not (d / 'w-bad').exists()
