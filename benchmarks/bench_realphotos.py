@@ -77,7 +77,7 @@ def cv(photos, work, folds=3, seed=0):
         ranks = rankings(cands, index.image_ids)
         for m in (4, 8, 15):
             votes = {q: landmark_votes(cs, L, min_inliers=m) for q, cs in cands.items()}
-            runs.append((dict(g, min_inliers=m), ranks, votes, stats['pairs'] / stats['queries']))
+            runs.append((dict(g, min_inliers=m), ranks, votes, stats['asked'] / stats['queries']))
         print(g, f"{len(memo)} pairs verified so far", flush=True)
 
     def score(ranks, votes, queries):

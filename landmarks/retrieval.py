@@ -185,9 +185,9 @@ class _Store:
     def __getitem__(self, n:int) -> dict: return self.read(int(n))
 
 class _Pairs:
-    "Pairs verified with `verify_pair` (`done`: how many); a pair of index images, or any pair with a memo, kept."
+    "Pairs verified with `verify_pair` (`asked`: pairs wanted, `done`: verified); pairs of index images are kept."
     def __init__(self, db, memo:dict=None, **kw):
-        self.db, self.kw, self.done = db, kw, 0
+        self.db, self.kw, self.done, self.asked = db, kw, 0, 0
         self.memo, self.keep_queries = ({}, False) if memo is None else (memo, True)
 
     def _verify(self, a:dict, b:dict) -> tuple:
@@ -196,6 +196,7 @@ class _Pairs:
 
     def query(self, qid, query:dict, n:int) -> tuple:
         "`verify_pair` of query `qid` with index image `n`."
+        self.asked += 1
         if not self.keep_queries: return self._verify(query, self.db[n])
         key = (str(qid), int(n))
         if key not in self.memo: self.memo[key] = self._verify(query, self.db[n])
@@ -203,6 +204,7 @@ class _Pairs:
 
     def images(self, a:int, b:int) -> int:
         "Distinct inliers of index images `a` and `b` (the lower number as the query)."
+        self.asked += 1
         key = (min(int(a), int(b)), max(int(a), int(b)))
         if key not in self.memo: self.memo[key] = self._verify(self.db[key[0]], self.db[key[1]])[0]
         return self.memo[key]
@@ -322,7 +324,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
                          expand_shortlist:int=EXPAND_SHORTLIST, # images expansion verifies or rescores
                          index_role:str='index', # 'index', or 'train' for recognition
                          memo:dict=None, # verified pairs kept across calls with the same features and verification
-                         stats:dict=None, # filled with `queries` and `pairs` (pairs verified, memo hits excluded)
+                         stats:dict=None, # filled with `queries`, `pairs` verified and `asked` (memo hits too)
                          data_dir='../data', seed:int=0, progress:bool=True, **extract)->tuple:
     "(Index, {query id: [Candidate] best first}) for every query, never returned for itself (`same_images`)."
     check_retrieval(features=features, index_type=index_type, k=k, max_distance=max_distance, query_min=query_min,
@@ -340,7 +342,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         cands = {q: verify(neighbours_within(nb, k, max_distance), loc, top=shortlist, exclude=same.get(q, ()),
                            seed=seed)
                  for q, (nb, loc, _) in tqdm(searched.items(), desc='verify', disable=not progress)}
-        done = sum(map(len, cands.values()))
+        done = asked = sum(map(len, cands.values()))
     else:
         kw = dict(ratio=ratio, model=geometry, threshold=threshold, seed=seed)
         pairs = _Pairs(_Store(ix_h5, index.image_ids), memo, **kw)
@@ -350,8 +352,8 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
             cs = verify_shortlist(q, queries[q], neighbours_within(nb, k, max_distance), pairs, shortlist, mine)
             cands[q] = expand_query(q, queries[q], cs, index, pairs, k, max_distance, expand_shortlist, mine, expand,
                                     expand_min, expand_weight) if expand else cs
-        done = pairs.done
-    if stats is not None: stats.update(queries=len(searched), pairs=done)
+        done, asked = pairs.done, pairs.asked
+    if stats is not None: stats.update(queries=len(searched), pairs=done, asked=asked)
     if index.image_sizes is not None:
         cands = {q: apply_saliency(cs, searched[q][2], index.image_sizes, query_min, db_min) for q, cs in cands.items()}
     return index, cands
