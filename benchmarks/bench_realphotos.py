@@ -9,7 +9,8 @@ by the runs), to results/realphotos_cv.csv; the setting most folds choose is fro
 dev photos (mAP@100, GAP, seconds and pairs verified per query) beside exhaustive affine matching of every pair,
 in one run, to results/realphotos.csv. `--part scale`: seconds per query of the indexed pipeline and of exhaustive
 matching with the dev photos plus SynthLandmarks distractors as the index (`--sizes` images), side by side in one
-run (exhaustive timed on `--exhaustive-queries` of the queries), to results/realphotos_scale.csv.
+run (exhaustive timed on `--exhaustive-queries` of the queries), to results/realphotos_scale.csv (`--part
+distractors` makes and extracts the distractors alone, so that a large size can be split into two locked runs).
 Every CSV names the command that made it and the 1-minute load average when it started (above 2.5: under load;
 compare the ratios within one run).
 """
@@ -123,6 +124,16 @@ def _exhaustive_query(q, feats, ids):
     return time.perf_counter() - t
 
 
+def distractors(work, n_synth):
+    "(n_synth, feature store) of `n_synth` SynthLandmarks distractor images (made and extracted once, under `work`)."
+    spec = f'synth:cpu,landmarks=50,train=0,index={n_synth},test=0,seed=7'
+    synth = load_gld(dataset_root(spec, str(Path(work) / 'data')))
+    distract = synth.index[['id', 'path']].assign(id=lambda d: 'synth-' + d.id.astype(str))
+    h5 = extract_features(distract, Path(work) / f'synth-{n_synth}.h5', features=UprightRootSIFT(MAX_FEATURES),
+                          progress=False)
+    return n_synth, h5
+
+
 def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
     "Seconds per query of the indexed pipeline and of exhaustive matching as the index grows with distractors."
     work = Path(work)
@@ -136,12 +147,7 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
         with atomic_path(q_h5) as tmp, h5py.File(dev_h5, 'r') as src, h5py.File(tmp, 'w') as dst:
             for k, v in src.attrs.items(): dst.attrs[k] = v
             for q in queries: src.copy(src[quote(q, safe='')], dst, name=quote(q, safe=''))
-    n_synth = max(sizes) - len(dev_ids)
-    spec = f'synth:cpu,landmarks=50,train=0,index={n_synth},test=0,seed=7'
-    synth = load_gld(dataset_root(spec, str(work / 'data')))
-    distract = synth.index[['id', 'path']].assign(id=lambda d: 'synth-' + d.id.astype(str))
-    syn_h5 = extract_features(distract, work / f'synth-{n_synth}.h5', features=UprightRootSIFT(MAX_FEATURES),
-                              progress=False)
+    n_synth, syn_h5 = distractors(work, max(sizes) - len(dev_ids))
     sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     rows = []
     for n in sizes:
@@ -185,5 +191,6 @@ if __name__ == '__main__':
     parts = a.part.split(',')
     if 'cv' in parts: cv(a.photos, a.work)
     if 'dev' in parts: dev(a.photos, a.work)
+    if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93)
     if 'scale' in parts: scale(a.photos, a.work, [int(s) for s in a.sizes.split(',')], a.queries,
                                a.exhaustive_queries)
