@@ -186,8 +186,10 @@ class _Store:
 
 class _Pairs:
     "Pairs verified with `verify_pair` (`asked`: pairs wanted, `done`: verified); pairs of index images are kept."
-    def __init__(self, db, memo:dict=None, **kw):
-        self.db, self.kw, self.done, self.asked = db, kw, 0, 0
+    def __init__(self, db, memo:dict=None, # verified pairs kept across calls (default: pairs of index images only)
+                 same:dict=None, # {query id: index numbers of the same image}: its pairs are pairs of index images
+                 **kw):
+        self.db, self.kw, self.done, self.asked, self.same = db, kw, 0, 0, same or {}
         self.memo, self.keep_queries = ({}, False) if memo is None else (memo, True)
 
     def _verify(self, a:dict, b:dict) -> tuple:
@@ -196,18 +198,24 @@ class _Pairs:
 
     def query(self, qid, query:dict, n:int) -> tuple:
         "`verify_pair` of query `qid` with index image `n`."
+        if self.same.get(qid): return self.pair(self.same[qid][0], n)
         self.asked += 1
         if not self.keep_queries: return self._verify(query, self.db[n])
         key = (str(qid), int(n))
         if key not in self.memo: self.memo[key] = self._verify(query, self.db[n])
         return self.memo[key]
 
-    def images(self, a:int, b:int) -> int:
-        "Distinct inliers of index images `a` and `b` (the lower number as the query)."
+    def pair(self, a:int, b:int) -> tuple:
+        "`verify_pair` of index images `a` and `b`, verified once for both orders (the lower number as the query)."
         self.asked += 1
         key = (min(int(a), int(b)), max(int(a), int(b)))
-        if key not in self.memo: self.memo[key] = self._verify(self.db[key[0]], self.db[key[1]])[0]
-        return self.memo[key]
+        if key not in self.memo: self.memo[key] = self._verify(self.db[key[0]], self.db[key[1]])
+        n, src, dst, mask = self.memo[key]
+        return (n, src, dst, mask) if key[0] == int(a) else (n, dst, src, mask)
+
+    def images(self, a:int, b:int) -> int:
+        "Distinct inliers of index images `a` and `b`."
+        return self.pair(a, b)[0]
 
 def verify_shortlist(qid, # the query's id
                      query:dict, # its features (`locations`, `descriptors`)
@@ -345,7 +353,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         done = asked = sum(map(len, cands.values()))
     else:
         kw = dict(ratio=ratio, model=geometry, threshold=threshold, seed=seed)
-        pairs = _Pairs(_Store(ix_h5, index.image_ids), memo, **kw)
+        pairs = _Pairs(_Store(ix_h5, index.image_ids), memo, same, **kw)
         cands = {}
         for q, (nb, _, _) in tqdm(searched.items(), desc='verify', disable=not progress):
             mine = same.get(q, ())
