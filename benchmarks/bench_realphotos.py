@@ -5,7 +5,7 @@
 `--part cv`: the shortlists, query expansion and recognition settings chosen by 3-fold cross-validation (folds by
 landmark) on the dev photos, running the indexed pipeline itself for every setting (pairs verified once, shared
 by the runs), to results/realphotos_cv.csv; the setting most folds choose is frozen as the defaults
-(`landmarks.retrieval`). `--part dev`: `landmarks.retrieval.real_photos_experiment` at the frozen defaults on the
+(`landmarks.retrieval`). `--part dev`: `landmarks.retrieval.real_photos_experiment` at those settings on the
 dev photos (mAP@100, GAP, seconds and pairs verified per query) beside exhaustive affine matching of every pair,
 in one run, to results/realphotos.csv. `--part scale`: seconds per query of the indexed pipeline and of exhaustive
 matching with the dev photos plus SynthLandmarks distractors as the index (`--sizes` images), side by side in one
@@ -43,10 +43,18 @@ def _write(frame, name):
     print(frame.to_string(index=False))
 
 
+def chosen() -> dict:
+    "The settings the cross-validation chose (results/realphotos_cv.csv): the defaults of landmarks.retrieval."
+    t = pd.read_csv(RESULTS / 'realphotos_cv.csv')
+    row = t[t.fold.astype(str).str.startswith('all')].iloc[0]
+    return {k: int(row[k]) for k in ('shortlist', 'expand', 'expand_shortlist', 'min_inliers')}
+
+
 def dev(photos, work):
-    "The frozen defaults against the exhaustive baseline on the dev photos."
-    table = pd.read_csv(real_photos_experiment(photos, work, overwrite=True, progress=False))
-    _write(table, 'realphotos.csv')
+    "The settings chosen by cross-validation against the exhaustive baseline on the dev photos, in one run."
+    settings = chosen()
+    table = pd.read_csv(real_photos_experiment(photos, work, overwrite=True, progress=False, **settings))
+    _write(table.assign(**settings), 'realphotos.csv')
 
 
 def _folds(ids, lab, folds, seed):
@@ -137,6 +145,7 @@ def distractors(work, n_synth):
 def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
     "Seconds per query of the indexed pipeline and of exhaustive matching as the index grows with distractors."
     work = Path(work)
+    settings = {k: v for k, v in chosen().items() if k != 'min_inliers'}  # retrieval only
     dev_h5 = features_of(photos, 'index', work / 'work', 'sift', progress=False, max_features=MAX_FEATURES,
                          image_size=None, upright=UPRIGHT or None)
     dev_ids = sorted(read_features(dev_h5))
@@ -161,7 +170,8 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
         retrieval_candidates(ix_h5, q_h5, work / 'work', progress=False, shortlist=1, expand=0)  # the index: not timed
         stats = {}
         t = time.perf_counter()
-        index, cands = retrieval_candidates(ix_h5, q_h5, work / 'work', progress=False, stats=stats, seed=seed)
+        index, cands = retrieval_candidates(ix_h5, q_h5, work / 'work', progress=False, stats=stats, seed=seed,
+                                            **settings)
         ours = (time.perf_counter() - t) / len(queries)
         feats = read_features(ix_h5)
         qf = read_features(q_h5)
@@ -175,7 +185,7 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
                          indexed_pairs_per_query=stats['pairs'] / stats['queries'],
                          exhaustive_seconds_per_query=ex, exhaustive_pairs_per_query=len(index.image_ids) - 1,
                          speedup=ex / ours, indexed_mAP=mean_average_precision(ranks, {q: sol[q] for q in ranks}),
-                         load=LOAD))
+                         load=LOAD, **settings))
         _write(pd.DataFrame(rows), 'realphotos_scale.csv')  # after each size: a long run keeps what it measured
 
 
