@@ -231,9 +231,10 @@ def verify_shortlist(qid, # the query's id
 
 # %% ../nbs/07a_retrieval.ipynb #fdb8c4b7
 def expand_query(qid, query:dict, # the query's id and features
+                 near:Neighbours, # the query's neighbours in the index (within the distance limit)
                  cands:list, # its verified candidates, best first (`verify_shortlist`)
-                 index, # the `Index` searched again
-                 pairs:_Pairs, # verifies pairs (their index images' features: `pairs.db`)
+                 near_of, # index image number -> its features' neighbours in the index (searched once, kept)
+                 pairs:_Pairs, # verifies pairs
                  k:int=10, max_distance:float=0.8, # neighbours of the joined descriptors
                  shortlist:int=10, # the joined search's most voted images: verified if new, rescored if weak
                  exclude=(), # image numbers never returned
@@ -244,8 +245,8 @@ def expand_query(qid, query:dict, # the query's id and features
     "Candidates re-ranked by verified average query expansion (the query's own candidates when none is verified)."
     top = [c for c in cands if c.inliers >= expand_min][:expand]
     if not top: return cands
-    joined = np.concatenate([query['descriptors']] + [pairs.db[c.image]['descriptors'] for c in top])
-    near = neighbours_within(index.search(joined, k=k), k, max_distance)
+    parts = [near] + [neighbours_within(near_of(c.image), k, max_distance) for c in top]
+    near = Neighbours(*(np.concatenate(x) for x in zip(*parts)))  # the joined descriptors' neighbours
     chosen = {c.image for c in top}
     imgs, votes = vote_shortlist(near, shortlist, tuple(set(exclude) | chosen))
     pool = {c.image: c for c in cands}
@@ -356,12 +357,21 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
     else:
         kw = dict(ratio=ratio, model=geometry, threshold=threshold, seed=seed)
         pairs = _Pairs(_Store(ix_h5, index.image_ids), memo, same, **kw)
-        cands = {}
-        for q, (nb, _, _) in tqdm(searched.items(), desc='verify', disable=not progress):
-            mine = same.get(q, ())
-            cs = verify_shortlist(q, queries[q], neighbours_within(nb, k, max_distance), pairs, shortlist, mine)
-            cands[q] = expand_query(q, queries[q], cs, index, pairs, k, max_distance, expand_shortlist, mine, expand,
-                                    expand_min, expand_weight) if expand else cs
+        known = {same[q][0]: nb for q, (nb, _, _) in searched.items() if same.get(q)}  # index images' own searches
+        def near_of(n):
+            if n not in known: known[n] = index.search(pairs.db[n]['descriptors'], k=k)
+            return known[n]
+        import torch
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small matrices: threads only add overhead (as in `exhaustive_inliers`)
+        try:
+            cands = {}
+            for q, (nb, _, _) in tqdm(searched.items(), desc='verify', disable=not progress):
+                mine, near = same.get(q, ()), neighbours_within(nb, k, max_distance)
+                cs = verify_shortlist(q, queries[q], near, pairs, shortlist, mine)
+                cands[q] = expand_query(q, queries[q], near, cs, near_of, pairs, k, max_distance, expand_shortlist,
+                                        mine, expand, expand_min, expand_weight) if expand else cs
+        finally: torch.set_num_threads(threads)
         done, asked = pairs.done, pairs.asked
     if stats is not None: stats.update(queries=len(searched), pairs=done, asked=asked)
     if index.image_sizes is not None:
