@@ -334,7 +334,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
                          expand_weight:float=EXPAND_WEIGHT, # share of an expansion's inliers in the score
                          expand_shortlist:int=EXPAND_SHORTLIST, # images expansion verifies or rescores
                          index_role:str='index', # 'index', or 'train' for recognition
-                         memo:dict=None, # verified pairs kept across calls with the same features and verification
+                         memo:dict=None, # searches and verified pairs kept across calls with the same settings
                          stats:dict=None, # filled with `queries`, `pairs` verified and `asked` (memo hits too)
                          data_dir='../data', seed:int=0, progress:bool=True, **extract)->tuple:
     "(Index, {query id: [Candidate] best first}) for every query, never returned for itself (`same_images`)."
@@ -347,7 +347,10 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
     index = Index.load(build_index(ix_h5, work_dir, kind=index_type, pca_npz=pca, seed=seed))
     from landmarks.delf import read_features
     queries = read_features(q_h5)
-    searched = search_queries(index, queries, k=k, progress=progress)
+    key = ('searched', str(ix_h5), str(q_h5), index_type, k)  # a memo keeps the searches too
+    if memo is None or key not in memo: searched = search_queries(index, queries, k=k, progress=progress)
+    else: searched = memo[key]
+    if memo is not None: memo[key] = searched
     same = same_images(ix_h5, q_h5, index)
     if geometry == 'index-affine':  # the report's verification: the index's neighbours, affine RANSAC
         cands = {q: verify(neighbours_within(nb, k, max_distance), loc, top=shortlist, exclude=same.get(q, ()),
