@@ -261,12 +261,11 @@ def expand_query(qid, query:dict, # the query's id and features
 
 # %% ../nbs/07a_retrieval.ipynb #db2bc9a4
 # the defaults of `landmarks retrieve` and `recognize --by-retrieval` (RootSIFT): features and verification measured
-# on the dev photos; EXPAND, EXPAND_MIN, EXPAND_WEIGHT and MIN_INLIERS chosen by cross-validation (folds by landmark)
-# on the inliers of every pair (benchmarks/results/realphotos_cv.csv, its first version); SHORTLIST and
-# EXPAND_SHORTLIST set by hand to a few dozen pairs per query until `bench_realphotos.py --part cv,dev,scale` chooses
-# them with the pipeline itself (07a then checks that realphotos.csv was measured at these values)
-MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 20, 'homography', 0.85, 8.
-EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 2, 10, 0.5, 10, 8
+# on the dev photos; SHORTLIST, EXPAND, EXPAND_SHORTLIST and MIN_INLIERS chosen by cross-validation of the pipeline
+# itself (folds by landmark), EXPAND_MIN and EXPAND_WEIGHT by the first cross-validation (on every pair's inliers):
+# benchmarks/bench_realphotos.py, benchmarks/results/realphotos*.csv (07a checks realphotos.csv used these values)
+MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 30, 'homography', 0.85, 8.
+EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 3, 10, 0.5, 10, 4
 
 # %% ../nbs/07a_retrieval.ipynb #735bf874
 _FEATURES, _INDEX_TYPES = ('sift', 'delf', 'delf-tfhub'), ('kdtree', 'ivfpq', 'flat')
