@@ -9,20 +9,25 @@ time of a PCA-40 IVF-PQ search over a synthetic database (Table 2's rows 'votes 
 import landmarks  # noqa: F401
 import argparse, os, sys, time, warnings
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from landmarks.index import Index, delf_like
-from landmarks.verification import ransac_affine, shortlist, skimage_ransac, synthetic_matches, verify
+from landmarks.verification import ransac, ransac_affine, shortlist, synthetic_matches, verify
 
 
 def opencv_ransac(src, dst, seed=0):
-    "OpenCV's estimateAffine2D (RANSAC, no refinement) on (y, x) points; same return as `ransac_affine`."
-    cv2.setRNGSeed(seed)
-    A, m = cv2.estimateAffine2D(src[:, ::-1].astype(np.float32), dst[:, ::-1].astype(np.float32), method=cv2.RANSAC,
-                                ransacReprojThreshold=20, maxIters=1000, confidence=0.999, refineIters=0)
-    return A, (m.ravel().astype(bool) if m is not None else np.zeros(len(src), bool))
+    "OpenCV's estimateAffine2D (RANSAC) through the package's wrapper (20 px, 1000 trials); (model, inlier mask)."
+    return ransac(src, dst, 'affine', 'ransac', threshold=20., seed=seed)
+
+
+def skimage_ransac(src, dst, seed=0):
+    "scikit-image's ransac + AffineTransform as DELF calls it (20 px, 1000 trials); (model, inlier mask)."
+    from skimage.measure import ransac as sk_ransac
+    from skimage.transform import AffineTransform
+    model, inl = sk_ransac((src, dst), AffineTransform, min_samples=3, residual_threshold=20., max_trials=1000,
+                           rng=seed)
+    return model, (np.zeros(len(src), bool) if inl is None else np.asarray(inl, bool))
 
 
 def timed(f, *args, **kw):

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['MAX_SIDE', 'log', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'AMP_MODES', 'demo_image',
-           'distort', 'RootSIFT', 'mutual_nn', 'match_ransac', 'shrink', 'read_image', 'extract_features',
-           'make_extractor', 'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp',
-           'DELFExtractor', 'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure',
-           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
+           'distort', 'RootSIFT', 'mutual_nn', 'shrink', 'read_image', 'extract_features', 'make_extractor',
+           'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp', 'DELFExtractor',
+           'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure', 'keypoints_figure',
+           'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -109,20 +109,6 @@ def mutual_nn(d1:np.ndarray, d2:np.ndarray, ratio:float=1.0) -> np.ndarray:
         keep &= two[:, 0] < ratio * two[:, 1]
     idx = torch.nonzero(keep).flatten()
     return torch.stack([idx, j[idx]], 1).numpy()
-
-# %% ../nbs/03_delf.ipynb #20d36ae1
-def match_ransac(f1:dict, f2:dict,           # per-image features (locations y, x)
-                 residual_threshold:float=4., # inlier distance in the second image (px)
-                 ratio:float=1.0, max_trials:int=1000, seed:int=0) -> tuple:
-    "(inlier count, skimage AffineTransform from image 1 (x, y) to image 2 (x, y) or None) of mutual-NN matches."
-    from skimage.measure import ransac
-    from skimage.transform import AffineTransform
-    m = mutual_nn(f1['descriptors'], f2['descriptors'], ratio)
-    if len(m) < 4: return 0, None
-    src, dst = f1['locations'][m[:, 0], ::-1].astype(float), f2['locations'][m[:, 1], ::-1].astype(float)
-    model, inl = ransac((src, dst), AffineTransform, min_samples=3, residual_threshold=residual_threshold,
-                        max_trials=max_trials, rng=seed)
-    return (0, None) if inl is None else (int(inl.sum()), model)
 
 # %% ../nbs/03_delf.ipynb #d477ea95
 def _crop(a, box, path=''):

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['Candidate', 'shortlist', 'putative_matches', 'apply_affine', 'ransac_masks', 'ransac_affine',
-           'skimage_ransac', 'synthetic_matches', 'verify', 'neighbours_within', 'verify_queries']
+           'synthetic_matches', 'verify', 'match_descriptors', 'ransac', 'distinct_inliers', 'verify_pair',
+           'neighbours_within', 'verify_queries']
 
 # %% ../nbs/06_verification.ipynb #6afc1fee
 import functools, itertools, math
@@ -137,18 +138,6 @@ def ransac_affine(src, # (n,2) query keypoints
     mask = ransac_masks([(src, dst)], residual_threshold, max_trials, seed)[0]
     return (_fit_affine(src[mask], dst[mask]) if mask.any() else None), mask
 
-# %% ../nbs/06_verification.ipynb #95c3e498
-def skimage_ransac(src, dst, residual_threshold:float=20., max_trials:int=1000, min_samples:int=3, seed:int=0):
-    "The reference: scikit-image's `ransac` + `AffineTransform`, as DELF calls it; same return as `ransac_affine`."
-    from skimage.measure import ransac
-    from skimage.transform import AffineTransform
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    if len(src) < min_samples: return None, np.zeros(len(src), bool)
-    model, inliers = ransac((src, dst), AffineTransform, min_samples=min_samples, residual_threshold=residual_threshold,
-                            max_trials=max_trials, rng=seed)
-    if model is None or inliers is None: return None, np.zeros(len(src), bool)
-    return model.params[:2].T.copy(), np.asarray(inliers, bool)
-
 # %% ../nbs/06_verification.ipynb #a3089914
 def synthetic_matches(n:int=300, # putative matches
                       inlier_frac:float=0.4, # share that follows the affine map
@@ -187,6 +176,90 @@ def verify(neighbours:Neighbours, # chapter 05's answer for one query image's fe
     out = [Candidate(int(i), int(v), int(m.sum()), s, d, m if len(m) == len(s) else np.zeros(len(s), bool))
            for i, v, (s, d), m in zip(imgs, votes, pairs, masks)]
     return sorted(out, key=lambda c: (-c.inliers, -c.votes, c.image))
+
+# %% ../nbs/06_verification.ipynb #bb877957
+def match_descriptors(d1, # (n,D) descriptors of one image (the query)
+                      d2, # (m,D) descriptors of the other image
+                      ratio:float=0.85, # Lowe's ratio test: nearest < ratio x second nearest (1: no test)
+                      mutual:bool=True, # keep only mutual nearest neighbours
+                     )->np.ndarray:
+    "(p,2) int64 pairs (i, j): feature i of `d1` and its nearest neighbour j in `d2` that pass the tests."
+    import torch
+    if not len(d1) or len(d2) < 2: return np.zeros((0, 2), np.int64)
+    a, b = (torch.as_tensor(np.asarray(d, np.float32)) for d in (d1, d2))
+    dist = torch.cdist(a, b)
+    two, j = dist.topk(2, dim=1, largest=False)
+    keep = torch.ones(len(a), dtype=torch.bool) if ratio >= 1 else two[:, 0] < ratio * two[:, 1]
+    if mutual: keep &= dist.argmin(0)[j[:, 0]] == torch.arange(len(a))
+    i = torch.nonzero(keep).flatten()
+    return torch.stack([i, j[i, 0]], 1).numpy().astype(np.int64)
+
+# %% ../nbs/06_verification.ipynb #86cbaa70
+_MODELS = {  # model -> (minimal sample, OpenCV fit(src xy, dst xy, method, threshold, max_trials, confidence))
+    'homography': (4, lambda s, d, m, t, n, c: __import__('cv2').findHomography(s, d, m, t, maxIters=n, confidence=c)),
+    'fundamental': (8, lambda s, d, m, t, n, c: __import__('cv2').findFundamentalMat(s, d, m, t, c, n)),
+    'affine': (3, lambda s, d, m, t, n, c: __import__('cv2').estimateAffine2D(
+        s, d, method=m, ransacReprojThreshold=t, maxIters=n, confidence=c)),
+}
+_METHODS = {'magsac': 'USAC_MAGSAC', 'ransac': 'RANSAC', 'report': None}  # OpenCV's flag; None: `ransac_affine`
+
+def _xy_affine(A):
+    "The (2,3) affine map of (x, y) points equal to `ransac_affine`'s (3,2) map of (y, x) points."
+    return np.array([[A[1, 1], A[0, 1], A[2, 1]], [A[1, 0], A[0, 0], A[2, 0]]])
+
+def ransac(src, # (n,2) query keypoints (y, x)
+           dst, # (n,2) matched database keypoints (y, x)
+           model:str='homography', # 'homography' | 'fundamental' | 'affine'
+           method:str='magsac', # 'magsac' (OpenCV USAC MAGSAC++) | 'ransac' (OpenCV) | 'report' (`ransac_affine`)
+           threshold:float=8., # inlier distance (px): reprojection, or to the epipolar line
+           max_trials:int=1000, # iterations at most
+           confidence:float=0.999, # OpenCV stops when it is this sure of the best model
+           seed:int=0, # seeds the sampling
+          )->tuple:
+    "(model for (x, y) points or None, inlier mask (n,) bool); no inliers when there are too few matches."
+    if model not in _MODELS: raise ValueError(f"ransac: model={model!r}; expected one of {', '.join(_MODELS)}")
+    if method not in _METHODS: raise ValueError(f"ransac: method={method!r}; expected one of {', '.join(_METHODS)}")
+    if method == 'report' and model != 'affine':
+        raise ValueError(f"ransac: method='report' fits model='affine' only, not {model!r}")
+    import cv2
+    src, dst = (np.asarray(p, np.float64).reshape(-1, 2) for p in (src, dst))
+    if len(src) != len(dst): raise ValueError(f"ransac: {len(src)} source points but {len(dst)} destination points")
+    need, fit = _MODELS[model]
+    if len(src) <= need: return None, np.zeros(len(src), bool)
+    if method == 'report':
+        A, mask = ransac_affine(src, dst, threshold, max_trials, seed=seed)
+        return (None if A is None else _xy_affine(A)), mask
+    cv2.setRNGSeed(seed)
+    xy = lambda p: np.ascontiguousarray(p[:, ::-1], np.float32)
+    flag = getattr(cv2, _METHODS[method])
+    try: M, m = fit(xy(src), xy(dst), flag, float(threshold), int(max_trials), float(confidence))
+    except cv2.error: M, m = None, None  # a degenerate sample set (OpenCV asserts that a model was found)
+    return (None, np.zeros(len(src), bool)) if m is None else (M, m.ravel().astype(bool))
+
+def distinct_inliers(src, dst, # (n,2) matched keypoints (y, x)
+                     mask, # (n,) inlier mask
+                     tol:float=1., # keypoints closer than this (px, on a grid) are one keypoint
+                    )->int:
+    "Inliers kept greedily so that each distinct query keypoint and each distinct database keypoint counts once."
+    mask = np.asarray(mask, bool)
+    if not mask.any(): return 0
+    a, b = (np.floor(np.asarray(p, np.float64)[mask] / tol).astype(np.int64) for p in (src, dst))
+    first = np.unique(a, axis=0, return_index=True)[1]  # one inlier per query keypoint...
+    return len(np.unique(b[np.sort(first)], axis=0))  # ...and of those, one per database keypoint
+
+# %% ../nbs/06_verification.ipynb #cde3efbb
+def verify_pair(query:dict, # the query's features (`locations` (n,2) y x, `descriptors` (n,D))
+                db:dict, # a database image's features, the same keys
+                ratio:float=0.85, mutual:bool=True, # `match_descriptors` settings
+                model:str='homography', threshold:float=8., max_trials:int=1000, seed:int=0, # `ransac` settings
+                method:str='magsac',
+               )->tuple:
+    "(distinct inliers, query (y,x), database (y,x), inlier mask) of one pair, matched on full descriptors."
+    m = match_descriptors(query['descriptors'], db['descriptors'], ratio, mutual)
+    src = np.asarray(query['locations'], np.float64)[m[:, 0]].reshape(-1, 2)
+    dst = np.asarray(db['locations'], np.float64)[m[:, 1]].reshape(-1, 2)
+    mask = ransac(src, dst, model, method, threshold, max_trials, seed=seed)[1]
+    return distinct_inliers(src, dst, mask), src, dst, mask
 
 # %% ../nbs/06_verification.ipynb #f64a72ad
 def neighbours_within(nb:Neighbours, k:int=None, max_distance:float=np.inf)->Neighbours:

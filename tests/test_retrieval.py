@@ -100,3 +100,34 @@ def test_real_photos_subset(tmp_path):
     rng = np.random.default_rng(0)     # chance: the same candidates in random orders
     chance = np.mean([mean_average_precision({q: list(rng.permutation(preds[q])) for q in sol}, sol) for _ in range(20)])
     assert score > chance + 0.1, (score, chance)
+
+
+def test_geometry_and_expansion_options(gld, tmp_path, capsys):
+    "--geometry, --expand and --oriented reach the pipeline; a bad geometry is a one-line error naming it."
+    d, g = gld
+    for extra in (('--geometry', 'fundamental', '--expand', '0'), ('--geometry', 'index-affine', '--oriented')):
+        out = tmp_path / f'{extra[1]}.csv'
+        _run('retrieve', '--index', g.root, '--queries', g.root, '--out', out, '--work_dir', d / 'w', '--max_features',
+             200, *extra)
+        preds = read_submission(out, task='retrieval')
+        sol = {q: set(v.split()) for q, v in zip(g.retrieval_solution.id, g.retrieval_solution.images)}
+        assert mean_average_precision({q: preds[q] for q in sol}, sol) > 0.2, extra
+    capsys.readouterr()  # the progress bars of the runs above
+    with pytest.raises(SystemExit) as e:
+        _run('retrieve', '--index', g.root, '--queries', g.root, '--geometry', 'similarity')
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and '--geometry' in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize('cmd', [('retrieve',), ('recognize', '--by-retrieval')])
+@pytest.mark.parametrize('option,value', [('--shortlist', 0), ('--expand', -1), ('--expand_shortlist', 0),
+                                          ('--max_distance', 0), ('--geometry', 'similarity')])
+def test_bad_values_are_one_line_errors(gld, cmd, option, value, capsys):
+    "Every verification and expansion option: a bad value exits before any work with one line naming it."
+    d, g = gld
+    with pytest.raises(SystemExit) as e:
+        _run(*cmd, '--index', g.root, '--queries', g.root, option, value, '--work_dir', d / 'w-bad')
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert option.lstrip('-').replace('_', '-') in err and str(value) in err, err
+    assert not (d / 'w-bad').exists()
