@@ -1,14 +1,15 @@
-"""Chapter 10 (landmarks.scale): Ray extraction gives the default engine's features; shards resume and retry alone;
-the out-of-core and sharded indexes answer as one in-memory index. One local Ray session for the module."""
+"""Chapters 3a and 10 (landmarks.distributed, landmarks.scale): Ray extraction gives the default engine's features;
+shards resume and retry alone; the out-of-core and sharded indexes answer as one in-memory index. One local Ray
+session for the module."""
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import json, os, shutil, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, faiss
 from landmarks.data import dataset_root
 from landmarks.delf import extract_features, image_frame
-from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
-                             search_parts, build_shard_index, as_index, shard_index, RayIndex, search_images,
-                             _in_memory_index, _same_answers, _same_features, _ray_session)
+from landmarks.distributed import extract_shards, ray_session as start_ray, read_manifest, same_features, shard_paths
+from landmarks.scale import (SynthVectors, build_ooc_index, load_index, search_parts, build_shard_index, as_index,
+                             shard_index, RayIndex, search_images, _in_memory_index, _same_answers)
 from landmarks.kdtree import Index, index_settings
 from landmarks.cli import main as cli
 
@@ -17,7 +18,7 @@ SPEC = 'synth:tiny'
 @pytest.fixture(scope='module')
 def ray_session():
     import ray
-    _ray_session(None, workers=2)   # a local Ray (2 CPUs here), retried if the busy machine misses its start-up wait
+    start_ray(None, workers=2)   # a local Ray (2 CPUs here), retried if the busy machine misses its start-up wait
     yield ray
     ray.shutdown()
 
@@ -43,7 +44,7 @@ def _frame(data, n=12):
 
 def test_ray_two_workers_same_features_as_single_process(ray_store, data, single):
     out = ray_store
-    assert _same_features(out, single)
+    assert same_features(out, single)
     man = read_manifest(out)
     assert man['n_images'] == len(image_frame(SPEC, data)) and man['n_shards'] == -(-man['n_images'] // 16)
     assert {s['status'] for s in man['shards']} == {'done'}
@@ -61,7 +62,7 @@ def test_cli_engine_ray_on_photo_folder_same_as_default_engine(ray_session, data
          '--shard_size', '4', '--batch_size', '2', '--workers', '2', '--data_dir', str(data)])
     cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift', '--batch_size', '2',
          '--data_dir', str(data)])
-    assert _same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
+    assert same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
     assert read_manifest(tmp_path / 'ray.h5')['n_images'] == 10
 
 def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
@@ -72,7 +73,7 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
     out = tmp_path / 'feats.h5'
     code = textwrap.dedent(f"""
         import landmarks, pandas as pd
-        from landmarks.scale import extract_shards
+        from landmarks.distributed import extract_shards
         extract_shards(pd.read_csv({str(tmp_path / 'frame.csv')!r}, dtype=str), {str(out)!r}, features='sift',
                        shard_size=4, batch_size=1, engine='serial', data_dir={str(data)!r}, progress=False)""")
     proc = subprocess.Popen([sys.executable, '-c', code])
@@ -93,7 +94,7 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
     assert [s['status'] for s in man['shards']] == ['done'] * 3
     assert {s['pid'] for s in man['shards'][1:]}.isdisjoint({proc.pid, os.getpid()})  # shards 1, 2 ran on Ray actors
     ref = extract_features(fr_hang, tmp_path / 'ref.h5', features='sift', batch_size=1, data_dir=data, progress=False)
-    assert _same_features(out, ref)
+    assert same_features(out, ref)
 
 def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
     fr = _frame(data)
@@ -112,7 +113,7 @@ def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
     man = read_manifest(out)
     assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('done', 3), ('done', 1)]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # only the failed shard ran again
-    assert _same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2, data_dir=data, progress=False))
+    assert same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2, data_dir=data, progress=False))
 
 def test_changed_plan_is_refused(data, tmp_path):
     fr = _frame(data)
