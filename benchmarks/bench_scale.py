@@ -4,7 +4,9 @@ Each index size is built and searched in fresh processes (landmarks.scale.measur
 landmarks.kdtree.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
 measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
 exact search. Rows are appended to benchmarks/results/scale_index.csv as they finish, with the command that made
-them and the machine's load; sizes already there (for the same --recall) are skipped (--redo to measure again).
+them, the commit and the machine's load; sizes already there (for the same --recall) are skipped (--redo replaces
+them). A long size can run in two parts: `--part build --work DIR` builds and keeps the index (and its build.json),
+`--part query --work DIR` then searches it and writes the row (each part under the benchmark lock on its own).
 `--extract` times the same images through the single-process engine and through Ray with 1 and 2 workers
 (benchmarks/results/scale_extract.csv). `--ray-shards N` builds the index at the first size, splits it in N shards and
 times the same query images on the single index and on N Ray actors (local Ray, or `--address` to join a cluster),
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from landmarks.scale import (cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index, load_index,
                              RayIndex)
+import subprocess
 from landmarks.kdtree import index_settings
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -34,7 +37,9 @@ def main():
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--query-images', type=int, default=3)
     p.add_argument('--work', default=None, help='scratch folder for the indexes (default: a temporary folder)')
-    p.add_argument('--redo', action='store_true', help='measure sizes already in the CSV again')
+    p.add_argument('--redo', action='store_true', help='measure sizes already in the CSV again (their rows replaced)')
+    p.add_argument('--part', default='all', choices=['all', 'build', 'query'],
+                   help='build: build and keep the index in --work; query: search the index built there (the row)')
     p.add_argument('--extract', action='store_true', help='also time extraction on Ray with 1 and 2 workers')
     p.add_argument('--dataset', default='synth:cpu', help='images for --extract')
     p.add_argument('--max-images', type=int, default=0, help='--extract: only the first N images (0: all)')
@@ -48,18 +53,24 @@ def main():
     p.add_argument('--address', default=None, help='--ray-shards: a Ray cluster to join (default: a local Ray)')
     a = p.parse_args()
     csv = RESULTS / 'scale_index.csv'
-    if a.redo and csv.exists(): csv.unlink()
     sizes = [int(float(s)) for s in a.sizes.split(',') if s]
     if a.extract: return extract(a)
     if a.ray_shards: return ray_search(a, sizes[0])
-    with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as work:
-        extra = dict(command=_command(),
-                     machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average '
-                             f'{os.getloadavg()[0]:.1f} at start): times are upper bounds',
+    if a.part != 'all' and not a.work: raise SystemExit('bench_scale: --part build|query needs --work DIR (kept)')
+    if a.redo and csv.exists() and a.part != 'build':
+        old = pd.read_csv(csv)
+        old[~(old.n.isin(sizes) & (old.recall_target == a.recall))].to_csv(csv, index=False)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as tmp:
+        work = Path(a.work) if a.part != 'all' else tmp
+        extra = dict(command=_command(), commit=_commit(), load=load,
+                     machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average {load:.1f} at '
+                             f'start{", under load" if load > 2.5 else ""}): times are upper bounds',
                      date=time.strftime('%Y-%m-%d %H:%M'))
         t = cost_table(sizes, work, csv=csv, extra=extra, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=a.nprobe,
                        batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
-                       recall_queries=a.recall_queries)
+                       recall_queries=a.recall_queries, part=a.part)
+    if a.part == 'build': return print(f'built {a.sizes} in {a.work} (load average {load:.1f} at start)')
     for r in t.itertuples():
         print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
@@ -67,6 +78,11 @@ def main():
               f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer})")
 
 def _command(): return ' '.join(['python benchmarks/bench_scale.py'] + sys.argv[1:])
+
+def _commit():
+    "The commit of the code measured (its short hash)."
+    r = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=RESULTS.parent)
+    return r.stdout.strip() or 'unknown'
 
 def ray_search(a, n):
     "Time query images on the single out-of-core index and on its shards over Ray actors; append to scale_ray.csv."

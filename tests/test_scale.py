@@ -176,7 +176,8 @@ def test_settings_chosen_by_size(hnsw_index):
     q = faiss.downcast_index(ivf.quantizer)
     assert isinstance(q, faiss.IndexHNSW) and ivf.nlist == 64 and q.hnsw.efSearch == 80   # the graph keeps 2 nprobe
     s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
-    assert s[1]['nlist'] == 2 * s[0]['nlist'] and [x['quantizer'] for x in s] == ['hnsw'] * 3
+    assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))   # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
+    assert [x['quantizer'] for x in s] == ['hnsw'] * 3
     assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat')
 
 def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
