@@ -18,7 +18,7 @@ import argparse, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from landmarks.scale import (cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index, load_index,
-                             RayIndex)
+                             RayIndex, same_answers)
 import subprocess
 from landmarks.kdtree import index_settings
 
@@ -72,7 +72,8 @@ def main():
                        recall_queries=a.recall_queries, part=a.part)
     if a.part == 'build': return print(f'built {a.sizes} in {a.work} (load average {load:.1f} at start)')
     for r in t.itertuples():
-        print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
+        print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), "
+              f"peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
               f"({1000 / r.query_s_per_image:8,.0f} query features/s), recall@1 {r.recall1_matched:.3f} matched, "
               f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer})")
@@ -86,6 +87,7 @@ def _commit():
 
 def ray_search(a, n):
     "Time query images on the single out-of-core index and on its shards over Ray actors; append to scale_ray.csv."
+    load = os.getloadavg()[0]
     src, s = SynthVectors(n, batch_size=a.batch_size), index_settings(n, 40, a.recall)
     images = [src.queries(1000, seed=100 + i) for i in range(a.query_images)]
     with tempfile.TemporaryDirectory(prefix='bench-ray-', dir=a.work) as work:
@@ -100,34 +102,41 @@ def ray_search(a, n):
                 Dr, Ir = ri.search(q, 100)
                 t2 = time.perf_counter()
                 rows.append(dict(single_s=t1 - t0, ray_s=t2 - t1, same_distances=bool(np.allclose(D, Dr, atol=1e-4)),
-                                 same_first=float((I[:, 0] == Ir[:, 0]).mean())))
+                                 same_first=float((I[:, 0] == Ir[:, 0]).mean()), same=same_answers(Dr, Ir, D, I)))
             hosts = len({x['host'] for x in ri.shards})
+            import ray
+            cluster = (f"{'joined ' + a.address if a.address else 'a local Ray started here'}: "
+                       f"{len([x for x in ray.nodes() if x['Alive']])} node(s), "
+                       f"{ray.cluster_resources().get('CPU', 0):g} CPUs")
     r = pd.DataFrame(rows)
-    out = dict(n=n, shards=a.ray_shards, hosts=hosts, address=a.address or 'local', **s,
+    out = dict(n=n, shards=a.ray_shards, hosts=hosts, address=a.address or 'local', cluster=cluster, **s,
                single_s_per_image=r.single_s.median(), ray_s_per_image=r.ray_s.median(),
-               same_distances=bool(r.same_distances.all()), same_first=r.same_first.mean(), command=_command(),
-               machine=f'shared {os.cpu_count()}-core machine, other jobs running',
-               date=time.strftime('%Y-%m-%d %H:%M'))
+               same_distances=bool(r.same_distances.all()), same_first=r.same_first.mean(),
+               same_answers=bool(r.same.all()), command=_command(), commit=_commit(), load=load,
+               machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average {load:.1f} at '
+                       f'start{", under load" if load > 2.5 else ""})', date=time.strftime('%Y-%m-%d %H:%M'))
     csv = RESULTS / 'scale_ray.csv'
     pd.concat([pd.read_csv(csv) if csv.exists() else None, pd.DataFrame([out])]).to_csv(csv, index=False)
     print(out)
 
 def extract(a):
-    "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers; append to scale_extract.csv."
+    "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers (scale_extract.csv)."
     from landmarks.delf import image_frame
     images = image_frame(a.dataset, a.data_dir)
     if a.max_images: images = images.iloc[:a.max_images]
     kw = dict(model=a.model, image_size=a.image_size)
     if a.scales: kw['scales'] = tuple(float(s) for s in a.scales.split(','))
     with tempfile.TemporaryDirectory(prefix='bench-extract-', dir=a.work) as work:
-        e = measure_extraction(images, work, workers=(1, 2), features=a.features, data_dir=a.data_dir, shard_size=a.shard_size, **kw)
-    e = e.assign(dataset=a.dataset, image_size=a.image_size, scales=a.scales, model=Path(a.model).name if a.model else None,
-                 date=time.strftime('%Y-%m-%d %H:%M'))
+        e = measure_extraction(images, work, workers=(1, 2), features=a.features, data_dir=a.data_dir,
+                               shard_size=a.shard_size, **kw)
+    e = e.assign(dataset=a.dataset, image_size=a.image_size, scales=a.scales,
+                 model=Path(a.model).name if a.model else None, date=time.strftime('%Y-%m-%d %H:%M'))
     csv = RESULTS / 'scale_extract.csv'
     old = pd.read_csv(csv) if csv.exists() else None
     if old is not None: old = old[old.backend != a.features]
     pd.concat([old, e]).to_csv(csv, index=False)
     for r in e.itertuples():
-        print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.2f} images/s, {r.features_per_s:9,.0f} features/s")
+        print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.2f} images/s, "
+              f"{r.features_per_s:9,.0f} features/s")
 
 if __name__ == '__main__': main()

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['COST_METRICS', 'GLD_V2', 'SynthVectors', 'train_ivfpq', 'fill_parts', 'merge_parts', 'load_index',
-           'build_ooc_index', 'search_parts', 'search_images', 'shard_index', 'RayIndex', 'FeatureShards', 'as_index',
-           'build_shard_index', 'measure_index', 'cost_table', 'measure_extraction', 'fit_costs', 'extrapolate',
-           'plot_costs', 'size_cluster']
+           'build_ooc_index', 'search_parts', 'same_answers', 'search_images', 'shard_index', 'RayIndex',
+           'FeatureShards', 'as_index', 'build_shard_index', 'measure_index', 'cost_table', 'measure_extraction',
+           'fit_costs', 'extrapolate', 'plot_costs', 'size_cluster']
 
 # %% ../nbs/10_scale.ipynb #785f4db2
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -245,7 +245,7 @@ def search_parts(parts:list, # index paths (same trained quantizers)
     return heap.D, heap.I
 
 # %% ../nbs/10_scale.ipynb #bd143738
-def _same_answers(D1, I1, D2, I2, eps=1e-4):
+def same_answers(D1, I1, D2, I2, eps=1e-4):
     "True when two (D, I) results agree: equal distances, equal ids up to the order of exactly tied distances."
     if D1.shape != D2.shape or not np.allclose(D1, D2, atol=eps): return False
     for d1, i1, i2 in zip(D1, I1, I2):

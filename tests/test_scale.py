@@ -9,7 +9,7 @@ from landmarks.data import dataset_root
 from landmarks.delf import extract_features, image_frame
 from landmarks.distributed import extract_shards, ray_session as start_ray, read_manifest, same_features, shard_paths
 from landmarks.scale import (SynthVectors, build_ooc_index, load_index, search_parts, build_shard_index, as_index,
-                             shard_index, RayIndex, search_images, _in_memory_index, _same_answers)
+                             shard_index, RayIndex, search_images, _in_memory_index, same_answers)
 from landmarks.kdtree import Index, index_settings
 from landmarks.cli import main as cli
 
@@ -132,8 +132,8 @@ def test_out_of_core_and_sharded_search_answer_as_one_index(tmp_path):
     Do, Io = load_index(path, nprobe=12).search(q, 20)
     Ds, Is = search_parts(sorted((tmp_path / 'ooc' / 'parts').glob('part-*.index')), q, k=20, nprobe=12)
     assert load_index(path).ntotal == src.n == 25_000
-    assert _same_answers(Do, Io, D, I) and _same_answers(Ds, Is, D, I)
-    assert not _same_answers(Do, np.roll(Io, 1, axis=0), D, I)
+    assert same_answers(Do, Io, D, I) and same_answers(Ds, Is, D, I)
+    assert not same_answers(Do, np.roll(Io, 1, axis=0), D, I)
     assert os.path.getsize(tmp_path / 'ooc' / 'index.ivfdata') == src.n * (8 + 8)  # 60-bit codes and ids live on disk
 
 @pytest.fixture(scope='module')
@@ -152,9 +152,9 @@ def test_ray_index_answers_as_the_single_index(ray_session, hnsw_index):
         pids = {s['pid'] for s in ri.shards}
         assert ri.ntotal == src.n and len(pids) == 3 and os.getpid() not in pids
         per_image = search_images(ri, [q[:150], q[150:]], k=20)   # many query images in one call
-    assert _same_answers(Dr, Ir, D, I)
-    assert not _same_answers(Dr, np.roll(Ir, 1, axis=0), D, I)
-    assert all(_same_answers(a, b, D[s], I[s]) for (a, b), s in zip(per_image, [slice(0, 150), slice(150, 400)]))
+    assert same_answers(Dr, Ir, D, I)
+    assert not same_answers(Dr, np.roll(Ir, 1, axis=0), D, I)
+    assert all(same_answers(a, b, D[s], I[s]) for (a, b), s in zip(per_image, [slice(0, 150), slice(150, 400)]))
     assert [load_index(p).ntotal for p in shards] == [12_000, 12_000, 6_000]
     with pytest.raises(ValueError, match='n_shards=6'): shard_index(path.parent, 6)
 
