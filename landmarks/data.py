@@ -17,10 +17,11 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['ARTIFACTS', 'N_PATTERNS', 'SYNTH_PRESETS', 'atomic_path', 'image_path', 'write_json', 'read_json',
-           'same_settings', 'stage_input', 'landmark_template', 'render_view', 'render_clutter', 'shared_pattern',
-           'add_shared_pattern', 'zipf_counts', 'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec',
-           'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld',
-           'train_val_split', 'plot_samples', 'plot_class_sizes', 'synth_cli']
+           'same_settings', 'settings_file', 'store_settings', 'changed_settings', 'cached_stage', 'stage_input',
+           'landmark_template', 'render_view', 'render_clutter', 'shared_pattern', 'add_shared_pattern', 'zipf_counts',
+           'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec', 'dataset_root', 'GLDFormatError',
+           'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld', 'train_val_split', 'plot_samples',
+           'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0)
@@ -62,6 +63,41 @@ def read_json(path, default=None):
 def same_settings(a, b) -> bool:
     "Whether two settings are equal as JSON stores them (tuples read back as lists, paths as strings)."
     return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
+
+# %% ../nbs/00_data.ipynb #606b9e7b
+def settings_file(path) -> Path:
+    "The sidecar that records the settings artifact `path` was made with: `<path>.settings.json`."
+    return Path(f'{path}.settings.json')
+
+def store_settings(path, settings:dict) -> Path:
+    "Record `settings` in the `settings_file` of `path` (atomically; write it after the artifact); returns `path`."
+    write_json(settings_file(path), settings)
+    return Path(path)
+
+def changed_settings(old, new) -> list:
+    "The keys whose values differ between two settings dicts as JSON stores them (a key only one has counts)."
+    old, new = (json.loads(json.dumps(s or {}, default=str)) for s in (old, new))
+    return sorted(k for k in set(old) | set(new) if k not in old or k not in new or old[k] != new[k])
+
+def _short(v, n:int=40) -> str:
+    r = json.dumps(v, default=str)
+    return r if len(r) <= n else r[:n - 3] + '...'
+
+def cached_stage(path,                 # the artifact a stage writes (a file or a folder)
+                 settings:dict,        # the settings that make it
+                 overwrite:bool=False, # recompute whatever is stored
+                 expensive:bool=False, # changed settings raise an error naming them, instead of recomputing
+                 stored=None) -> str:  # reads the settings stored with `path` (default: its `settings_file`)
+    "'skip' when `path` exists, made with `settings`; else 'run' (changed settings: an error where `expensive`)."
+    path = Path(path)
+    if overwrite or not path.exists(): return 'run'
+    old = stored(path) if stored else read_json(settings_file(path), {})
+    diff = changed_settings(old, settings)
+    if not diff: return 'skip'
+    if not expensive: return 'run'
+    what = ', '.join(f'{k}: {_short((old or {}).get(k))} -> {_short(settings.get(k))}' for k in diff) if old \
+        else 'no settings recorded'
+    raise ValueError(f"{path}: made with other settings ({what}); pass overwrite=True or another path")
 
 # %% ../nbs/00_data.ipynb #a70e11f8
 ARTIFACTS = {   # a stage input by name: (the stage that writes it, its path under out_dir)
