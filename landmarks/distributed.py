@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, h5py
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import atomic_path, write_json
+from .data import atomic_path, cached_stage, read_json, store_settings, write_json
 from .delf import (MAX_SIDE, backend_settings, check_extract, extract_features, extract_store, feature_settings,
                             image_frame, make_extractor, read_features)
 
@@ -103,18 +103,10 @@ def _run_serial(rows, worker_args, on_result, progress=True):
 # %% ../nbs/03a_distributed.ipynb #37ec4396
 def _check_plan(d, plan, settings, overwrite):
     "Record the plan and settings in `d`, or check a rerun asks for the same (the error names the difference)."
-    if overwrite and d.exists(): shutil.rmtree(d)
-    d.mkdir(parents=True, exist_ok=True)
     man, csv = d / 'manifest.json', d / 'plan.csv'
-    if man.exists():
-        old = json.loads(man.read_text())['settings']
-        diff = [
-            f"{k}: {old.get(k)!r} there, {v!r} asked"
-            for k, v in json.loads(json.dumps(settings)).items()
-            if old.get(k) != v
-        ]
-        if diff: raise ValueError(f"{man}: these shards were made with other settings ({'; '.join(diff)}); "
-                                  "pass overwrite=True or another output")
+    def stored(d): return read_json(man, {}).get('settings') if man.exists() else settings   # (no manifest yet)
+    if cached_stage(d, settings, overwrite, expensive=True, stored=stored) == 'run' and d.exists(): shutil.rmtree(d)
+    d.mkdir(parents=True, exist_ok=True)
     if csv.exists():
         old = pd.read_csv(csv, dtype={'id': str, 'path': str})
         if (
@@ -256,7 +248,8 @@ def merge_shards(manifest, # a manifest.json (or its folder)
                  overwrite:bool=False) -> Path:
     "Merge finished shards into one feature store (the default engine's layout), atomically."
     out_h5, paths = Path(out_h5), shard_paths(manifest)
-    if out_h5.exists() and not overwrite: return out_h5
+    record = dict(read_manifest(manifest)['settings'], shards=[p.name for p in paths])
+    if cached_stage(out_h5, record, overwrite) == 'skip': return out_h5
     with atomic_path(out_h5) as tmp, h5py.File(tmp, 'w') as out:
         for p in tqdm(paths, desc='merging shards', leave=False):
             with h5py.File(p, 'r') as f:
@@ -265,7 +258,7 @@ def merge_shards(manifest, # a manifest.json (or its folder)
                 elif f.attrs['settings'] != out.attrs['settings']:
                     raise ValueError(f"{p}: other settings than the first shard")
                 for k in f.keys(): f.copy(f[k], out, name=k)
-    return out_h5
+    return store_settings(out_h5, record)
 
 # %% ../nbs/03a_distributed.ipynb #beee719c
 def same_features(a, b) -> bool:

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from faiss.contrib.ondisk import merge_ondisk
 from faiss.contrib.clustering import two_level_clustering
 from tqdm.auto import tqdm
-from .data import atomic_path, write_json
+from .data import atomic_path, cached_stage, read_json, store_settings, write_json
 from .kdtree import index_settings
 
 # %% ../nbs/10_scale.ipynb #7aa22b20
@@ -70,21 +70,15 @@ class SynthVectors:
 # %% ../nbs/10_scale.ipynb #ca9d4cbf
 def _train_size(nlist): return max(64 * nlist, 256 * 64)  # training vectors: 64 per list, and enough for the PQ
 
-def _settings_path(out_dir): return Path(out_dir) / 'settings.json'
+def _folder_settings(out_dir): return read_json(Path(out_dir) / 'settings.json', {})
 
 def _check_settings(out_dir, settings, overwrite):
-    "Write `settings` to out_dir/settings.json, or check they match what is there (error names the difference)."
-    out_dir, p = Path(out_dir), _settings_path(out_dir)
-    if overwrite and out_dir.exists(): shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if p.exists():
-        old = json.loads(p.read_text())
-        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-        if diff: raise ValueError(f"{p}: the index there was built with other settings "
-                                  f"({', '.join(f'{k}: {a!r} there, {b!r} asked' for k, (a, b) in diff.items())}); "
-                                  "pass overwrite=True or choose another out_dir")
-    else:
-        with atomic_path(p) as tmp: Path(tmp).write_text(json.dumps(settings, indent=1))
+    "The one cache rule for an index folder: its settings.json is written first, so a killed build resumes."
+    out_dir = Path(out_dir)   # expensive: other settings are an error naming them (landmarks.data.cached_stage)
+    if cached_stage(out_dir, settings, overwrite, expensive=True, stored=_folder_settings) == 'run':
+        if out_dir.exists(): shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        write_json(out_dir / 'settings.json', settings)
 
 # %% ../nbs/10_scale.ipynb #8c5a92e4
 def _read(path, flags=0):
@@ -115,8 +109,9 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
                 seed:int=0, overwrite:bool=False) -> Path:
     "Train an empty IVF-PQ index (settings by size) on a sample of `source` and write it to `out_path`."
     out_path = Path(out_path)
-    if out_path.exists() and not overwrite: return out_path
     s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter)
+    record = dict(source=repr(source), d=int(source.d), **s, sample=sample, seed=seed)
+    if cached_stage(out_path, record, overwrite) == 'skip': return out_path
     x = np.ascontiguousarray(source.sample(sample or _train_size(s['nlist']), seed), dtype=np.float32)
     if len(x) < s['nlist']:
         raise ValueError(f"train_ivfpq: {len(x)} training vectors for nlist={s['nlist']}; lower nlist")
@@ -128,7 +123,7 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
     index.train(x)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp: faiss.write_index(index, str(tmp))
-    return out_path
+    return store_settings(out_path, record)
 
 # %% ../nbs/10_scale.ipynb #55adbb26
 def fill_parts(trained, # path of the trained, empty index
@@ -157,7 +152,8 @@ def merge_parts(trained, # path of the trained, empty index
                 overwrite:bool=False) -> Path:
     "Merge the parts' inverted lists into one index whose lists live on disk (memory-mapped)."
     out_index = Path(out_index)
-    if out_index.exists() and not overwrite: return out_index
+    record = dict(trained=Path(trained).name, parts=[Path(p).name for p in parts])
+    if cached_stage(out_index, record, overwrite) == 'skip': return out_index
     missing = [str(p) for p in parts if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"merge_parts: {len(missing)} part(s) missing, e.g. {missing[0]}; run fill_parts")
@@ -171,7 +167,7 @@ def merge_parts(trained, # path of the trained, empty index
         os.replace(ivfdata, out_index.with_suffix('.ivfdata'))
         os.replace(tmp_dir / out_index.name, out_index)   # the index file last: it marks the merge as done
     finally: shutil.rmtree(tmp_dir, ignore_errors=True)
-    return out_index
+    return store_settings(out_index, record)
 
 # %% ../nbs/10_scale.ipynb #96394220
 def load_index(path, # an index written by merge_parts (its .ivfdata beside it) or any faiss index
@@ -436,9 +432,9 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
     build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], quantizer=s['quantizer'],
                     niter=s['niter'], seed=seed, trained=trained, overwrite=overwrite)
     meta = Path(out_dir) / 'ooc.json'
-    if not meta.exists():
-        write_json(meta, dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
-                               pca=str(Path(pca_npz).resolve()) if pca_npz else None))
+    record = dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
+                  pca=str(Path(pca_npz).resolve()) if pca_npz else None)
+    if cached_stage(meta, record, overwrite, stored=read_json) == 'run': write_json(meta, record)
     return Path(out_dir)
 
 # %% ../nbs/10_scale.ipynb #c2f1944c
