@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np, pandas as pd, h5py
 from fastcore.script import call_parse
 from tqdm.auto import tqdm
-from .data import atomic_path, cached_stage, read_json, store_settings, write_json
-from .delf import (MAX_SIDE, backend_settings, check_extract, extract_features, extract_store, feature_settings,
-                            image_frame, make_extractor, read_features)
+from .data import atomic_path, cached_stage, read_json, require, store_settings, write_json
+from .delf import (
+    MAX_SIDE, backend_settings, check_extract, extract_features, extract_store, feature_settings, image_frame,
+    make_extractor, read_features)
 
 # %% ../nbs/03a_distributed.ipynb #8f1c1198
 def plan_shards(images, # DataFrame (id, path), GLD, dataset folder/spec or photo folder
@@ -291,7 +292,6 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
                 data_dir:str='data',    # where SynthLandmarks datasets live
                 overwrite:bool=False):
     "Extract local features of a dataset or photo folder into an HDF5 feature store, here or on Ray."
-    from landmarks.data import require
     engine = 'default' if engine == 'local' else engine        # 'local': the default engine's earlier name
     require(engine in ('default', 'ray'), '--engine', engine, 'must be default or ray')
     if engine == 'default':
