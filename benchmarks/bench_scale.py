@@ -4,7 +4,9 @@ Each index size is built and searched in fresh processes (landmarks.scale.measur
 landmarks.index.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
 measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
 exact search. Rows are appended to benchmarks/results/scale_index.csv as they finish, with the command that made
-them and the machine's load; sizes already there (for the same --recall) are skipped (--redo to measure again).
+them, the commit and the machine's load; sizes already there (for the same --recall) are skipped (--redo replaces
+them). A long size can run in two parts: `--part build --work DIR` builds and keeps the index (and its build.json),
+`--part query --work DIR` then searches it and writes the row (each part under the benchmark lock on its own).
 `--extract` times the same images through the single-process engine and through Ray with 1 and 2 workers
 (benchmarks/results/scale_extract.csv). `--ray-shards N` builds the index at the first size, splits it in N shards and
 times the same query images on the single index and on N Ray actors (local Ray, or `--address` to join a cluster),
@@ -16,7 +18,8 @@ import argparse, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from landmarks.scale import (cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index, load_index,
-                             RayIndex)
+                             RayIndex, same_answers)
+import subprocess
 from landmarks.index import index_settings
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -34,7 +37,9 @@ def main():
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--query-images', type=int, default=3)
     p.add_argument('--work', default=None, help='scratch folder for the indexes (default: a temporary folder)')
-    p.add_argument('--redo', action='store_true', help='measure sizes already in the CSV again')
+    p.add_argument('--redo', action='store_true', help='measure sizes already in the CSV again (their rows replaced)')
+    p.add_argument('--part', default='all', choices=['all', 'build', 'query'],
+                   help='build: build and keep the index in --work; query: search the index built there (the row)')
     p.add_argument('--extract', action='store_true', help='also time extraction on Ray with 1 and 2 workers')
     p.add_argument('--dataset', default='synth:cpu', help='images for --extract')
     p.add_argument('--max-images', type=int, default=0, help='--extract: only the first N images (0: all)')
@@ -48,28 +53,41 @@ def main():
     p.add_argument('--address', default=None, help='--ray-shards: a Ray cluster to join (default: a local Ray)')
     a = p.parse_args()
     csv = RESULTS / 'scale_index.csv'
-    if a.redo and csv.exists(): csv.unlink()
     sizes = [int(float(s)) for s in a.sizes.split(',') if s]
     if a.extract: return extract(a)
     if a.ray_shards: return ray_search(a, sizes[0])
-    with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as work:
-        extra = dict(command=_command(),
-                     machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average '
-                             f'{os.getloadavg()[0]:.1f} at start): times are upper bounds',
+    if a.part != 'all' and not a.work: raise SystemExit('bench_scale: --part build|query needs --work DIR (kept)')
+    if a.redo and csv.exists() and a.part != 'build':
+        old = pd.read_csv(csv)
+        old[~(old.n.isin(sizes) & (old.recall_target == a.recall))].to_csv(csv, index=False)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix='bench-scale-', dir=a.work) as tmp:
+        work = Path(a.work) if a.part != 'all' else tmp
+        extra = dict(command=_command(), commit=_commit(), load=load,
+                     machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average {load:.1f} at '
+                             f'start{", under load" if load > 2.5 else ""}): times are upper bounds',
                      date=time.strftime('%Y-%m-%d %H:%M'))
         t = cost_table(sizes, work, csv=csv, extra=extra, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=a.nprobe,
                        batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
-                       recall_queries=a.recall_queries)
+                       recall_queries=a.recall_queries, part=a.part)
+    if a.part == 'build': return print(f'built {a.sizes} in {a.work} (load average {load:.1f} at start)')
     for r in t.itertuples():
-        print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), peak {r.peak_rss_mb:7.0f} MB, "
+        print(f"index n={r.n:>11,}: build {r.build_s:8.1f} s ({r.n / r.build_s:10,.0f} features/s), "
+              f"peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
               f"({1000 / r.query_s_per_image:8,.0f} query features/s), recall@1 {r.recall1_matched:.3f} matched, "
               f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer})")
 
 def _command(): return ' '.join(['python benchmarks/bench_scale.py'] + sys.argv[1:])
 
+def _commit():
+    "The commit of the code measured (its short hash)."
+    r = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=RESULTS.parent)
+    return r.stdout.strip() or 'unknown'
+
 def ray_search(a, n):
     "Time query images on the single out-of-core index and on its shards over Ray actors; append to scale_ray.csv."
+    load = os.getloadavg()[0]
     src, s = SynthVectors(n, batch_size=a.batch_size), index_settings(n, 40, a.recall)
     images = [src.queries(1000, seed=100 + i) for i in range(a.query_images)]
     with tempfile.TemporaryDirectory(prefix='bench-ray-', dir=a.work) as work:
@@ -84,34 +102,41 @@ def ray_search(a, n):
                 Dr, Ir = ri.search(q, 100)
                 t2 = time.perf_counter()
                 rows.append(dict(single_s=t1 - t0, ray_s=t2 - t1, same_distances=bool(np.allclose(D, Dr, atol=1e-4)),
-                                 same_first=float((I[:, 0] == Ir[:, 0]).mean())))
+                                 same_first=float((I[:, 0] == Ir[:, 0]).mean()), same=same_answers(Dr, Ir, D, I)))
             hosts = len({x['host'] for x in ri.shards})
+            import ray
+            cluster = (f"{'joined ' + a.address if a.address else 'a local Ray started here'}: "
+                       f"{len([x for x in ray.nodes() if x['Alive']])} node(s), "
+                       f"{ray.cluster_resources().get('CPU', 0):g} CPUs")
     r = pd.DataFrame(rows)
-    out = dict(n=n, shards=a.ray_shards, hosts=hosts, address=a.address or 'local', **s,
+    out = dict(n=n, shards=a.ray_shards, hosts=hosts, address=a.address or 'local', cluster=cluster, **s,
                single_s_per_image=r.single_s.median(), ray_s_per_image=r.ray_s.median(),
-               same_distances=bool(r.same_distances.all()), same_first=r.same_first.mean(), command=_command(),
-               machine=f'shared {os.cpu_count()}-core machine, other jobs running',
-               date=time.strftime('%Y-%m-%d %H:%M'))
+               same_distances=bool(r.same_distances.all()), same_first=r.same_first.mean(),
+               same_answers=bool(r.same.all()), command=_command(), commit=_commit(), load=load,
+               machine=f'shared {os.cpu_count()}-core machine, other jobs running (load average {load:.1f} at '
+                       f'start{", under load" if load > 2.5 else ""})', date=time.strftime('%Y-%m-%d %H:%M'))
     csv = RESULTS / 'scale_ray.csv'
     pd.concat([pd.read_csv(csv) if csv.exists() else None, pd.DataFrame([out])]).to_csv(csv, index=False)
     print(out)
 
 def extract(a):
-    "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers; append to scale_extract.csv."
+    "Time extraction of the same images: the default engine, then Ray with 1 and 2 workers (scale_extract.csv)."
     from landmarks.data import image_frame
     images = image_frame(a.dataset, a.data_dir)
     if a.max_images: images = images.iloc[:a.max_images]
     kw = dict(model=a.model, image_size=a.image_size)
     if a.scales: kw['scales'] = tuple(float(s) for s in a.scales.split(','))
     with tempfile.TemporaryDirectory(prefix='bench-extract-', dir=a.work) as work:
-        e = measure_extraction(images, work, workers=(1, 2), features=a.features, data_dir=a.data_dir, shard_size=a.shard_size, **kw)
-    e = e.assign(dataset=a.dataset, image_size=a.image_size, scales=a.scales, model=Path(a.model).name if a.model else None,
-                 date=time.strftime('%Y-%m-%d %H:%M'))
+        e = measure_extraction(images, work, workers=(1, 2), features=a.features, data_dir=a.data_dir,
+                               shard_size=a.shard_size, **kw)
+    e = e.assign(dataset=a.dataset, image_size=a.image_size, scales=a.scales,
+                 model=Path(a.model).name if a.model else None, date=time.strftime('%Y-%m-%d %H:%M'))
     csv = RESULTS / 'scale_extract.csv'
     old = pd.read_csv(csv) if csv.exists() else None
     if old is not None: old = old[old.backend != a.features]
     pd.concat([old, e]).to_csv(csv, index=False)
     for r in e.itertuples():
-        print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.2f} images/s, {r.features_per_s:9,.0f} features/s")
+        print(f"extract {r.backend} {r.engine:>6} workers={r.workers}: {r.images_per_s:7.2f} images/s, "
+              f"{r.features_per_s:9,.0f} features/s")
 
 if __name__ == '__main__': main()

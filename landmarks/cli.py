@@ -17,14 +17,14 @@ COMMANDS = {  # name: (module, function, summary)
     'evaluate': ('landmarks.evaluation', 'evaluate_cli', 'score a Kaggle submission (GAP or mAP@100)'),
     'train': ('landmarks.transfer', 'train_cli', 'train a ResNet recognition model'),
     'recognize': ('landmarks.transfer', 'recognize_cli', 'predict landmarks (add --by-retrieval to use retrieval)'),
-    'extract': ('landmarks.delf', 'extract_cli', 'extract local features (DELF, TF-Hub DELF, RootSIFT) to HDF5'),
+    'extract': ('landmarks.distributed', 'extract_cli',
+                'extract local features (DELF, TF-Hub DELF, RootSIFT) to HDF5, here or on Ray (--engine ray)'),
     'retrieve': ('landmarks.retrieval', 'retrieve_cli', 'retrieve index images for queries (Kaggle submission)'),
     'organize': ('landmarks.organize', 'organize_cli', 'group unlabelled photos by landmark (groups.csv, index.html)'),
     'report': ('landmarks.runner', 'report_cli', 'regenerate the report with papermill for a profile'),
 }
 ROUTES = {  # (command, flag, value or None): where that variant of the command lives, and the flag is consumed
     ('recognize', '--by-retrieval', None): ('landmarks.retrieval', 'recognize_by_retrieval_cli'),
-    ('extract', '--engine', 'ray'): ('landmarks.scale', 'extract_ray_cli'),
 }
 
 # %% ../nbs/99_cli.ipynb #4bd4665f
@@ -43,7 +43,6 @@ def _route(name, args):
         i = args.index(flag)
         if value is None: return target, args[:i] + args[i+1:]
         if i+1 < len(args) and args[i+1] == value: return target, args[:i] + args[i+2:]
-        if i+1 < len(args) and args[i+1] == 'local': return COMMANDS[name][:2], args[:i] + args[i+2:]
     return COMMANDS[name][:2], args
 
 def resolve(name:str, args:list=()):

@@ -7,7 +7,7 @@ __all__ = ['MAX_SIDE', 'log', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET
            'distort', 'RootSIFT', 'mutual_nn', 'shrink', 'read_image', 'extract_features', 'make_extractor',
            'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp', 'DELFExtractor',
            'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure', 'keypoints_figure',
-           'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'extract_cli']
+           'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'check_extract', 'extract_store']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np, pandas as pd, h5py, cv2, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
-from fastcore.script import call_parse
 from .data import atomic_path, cached_stage, image_frame, is_gld_folder
 from .features import (ShardWriter, feature_settings, merge_store, parts_dir, remove_store, skipped_csv,
                                 store_files, stored_ids, write_skipped)
@@ -727,9 +726,9 @@ def backend_settings(features:str, scales:str=None, threshold:float=None, max_fe
         if threshold is not None: kw['threshold'] = threshold
     return kw
 
-def _check_extract(images, out, features, splits, max_features, image_size, max_side, batch_size, workers, threshold,
-                   overwrite=False):
-    "Every `landmarks extract` argument checked before any work; errors name the option."
+def check_extract(images, out, features, splits, max_features, image_size, max_side, batch_size, workers, threshold,
+                  overwrite=False):
+    "Every `landmarks extract` argument checked before any work (both engines); errors name the option."
     from landmarks.data import require
     if not images or not out: raise SystemExit('landmarks extract: --images and --out are required')
     require(images.startswith('synth:') or Path(images).exists(), '--images', images, 'no such dataset or photo folder')
@@ -749,26 +748,25 @@ def _check_extract(images, out, features, splits, max_features, image_size, max_
         except OSError as e:
             raise ValueError(f'{out}: not a readable feature store ({e}); pass --overwrite to start again') from None
 
-@call_parse
-def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec or photo folder
-                out:str=None,           # the feature store (.h5) to write
-                features:str='delf',    # delf | delf-tfhub | sift
-                model:str=None,         # DELF checkpoint (train_delf) or TF-Hub handle / SavedModel folder
-                splits:str='train,index,test', # GLD splits to extract
-                scales:str=None,        # comma-separated pyramid scales (DELF backends; default: the 7 official)
-                threshold:float=None,   # attention threshold (DELF backends)
-                max_features:int=1000,
-                image_size:int=None,    # shrink images to this longest side (px)
-                max_side:int=MAX_SIDE,  # never decode an image larger than this longest side (px): bounds memory
-                strict:bool=False,      # an unreadable image is an error (default: skipped and listed)
-                float16:bool=False,     # store descriptors as float16
-                batch_size:int=8, workers:int=1,
-                data_dir:str='data',    # where SynthLandmarks datasets live
-                overwrite:bool=False):
-    "Extract local features of a dataset or photo folder into an HDF5 feature store."
+def extract_store(images:str=None,      # GLD-layout folder, SynthLandmarks spec or photo folder
+               out:str=None,           # the feature store (.h5) to write
+               features:str='delf',    # delf | delf-tfhub | sift
+               model:str=None,         # DELF checkpoint (train_delf) or TF-Hub handle / SavedModel folder
+               splits:str='train,index,test', # GLD splits to extract
+               scales:str=None,        # comma-separated pyramid scales (DELF backends; default: the 7 official)
+               threshold:float=None,   # attention threshold (DELF backends)
+               max_features:int=1000,
+               image_size:int=None,    # shrink images to this longest side (px)
+               max_side:int=MAX_SIDE,  # never decode an image larger than this longest side (px): bounds memory
+               strict:bool=False,      # an unreadable image is an error (default: skipped and listed)
+               float16:bool=False,     # store descriptors as float16
+               batch_size:int=8, workers:int=1,
+               data_dir:str='data',    # where SynthLandmarks datasets live
+               overwrite:bool=False):
+    "`landmarks extract`'s default engine: a dataset's or photo folder's features into a store (unreadable: listed)."
     split_list = tuple(s for s in (splits or '').split(',') if s)
-    _check_extract(images, out, features, split_list, max_features, image_size, max_side, batch_size, workers,
-                   threshold, overwrite)
+    check_extract(images, out, features, split_list, max_features, image_size, max_side, batch_size, workers,
+                  threshold, overwrite)
     try: kw = backend_settings(features, scales, threshold, max_features)
     except ValueError:
         raise ValueError(f'--scales={scales!r}: must be comma-separated numbers, e.g. 0.7071,1,1.4142') from None
@@ -790,3 +788,4 @@ def extract_cli(images:str=None,        # GLD-layout folder, SynthLandmarks spec
     if len(bad):
         print(f'skipped {len(bad)} unreadable image(s), listed with the reason in {skipped_csv(p)}: '
               + ', '.join(bad.id[:5]) + (' ...' if len(bad) > 5 else ''))
+    return p

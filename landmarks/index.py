@@ -85,10 +85,11 @@ def index_settings(n:int, # vectors in the index
                    nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, # None: chosen by size and recall
                    quantizer:str=None, # coarse quantizer: 'flat' | 'hnsw' (None: HNSW from 2,048 lists on)
                    niter:int=20)->dict: # k-means iterations of the coarse quantizer
-    "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (>= 39 training points a list), an HNSW quantizer for many lists."
+    "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists."
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
-    nlist = nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
+    lists = 4 * math.sqrt(n) * max(1, n / 10**6) ** (1 / 6)   # past 10^6 lists shorten: a probe scans ~n^(1/3)
+    nlist = nlist or max(1, min(int(lists), n // 39))
     m = m or next(d for d in range(max(1, dim // per_byte), 0, -1) if dim % d == 0)
     if dim % m: raise ValueError(f"ivfpq: m={m} must divide the dimension {dim}")
     nbits = nbits or max(1, min(8, int(math.log2(max(n, 2)))))

@@ -1,5 +1,6 @@
-"""Chapter 10 (landmarks.scale): Ray extraction gives the default engine's features; shards resume and retry alone;
-the out-of-core and sharded indexes answer as one in-memory index. One local Ray session for the module."""
+"""Chapters 3a and 10 (landmarks.distributed, landmarks.scale): Ray extraction gives the default engine's features;
+shards resume and retry alone; the out-of-core and sharded indexes answer as one in-memory index. One local Ray
+session for the module."""
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import json, os, shutil, signal, subprocess, sys, textwrap, time
 from pathlib import Path
@@ -7,9 +8,9 @@ import numpy as np, pandas as pd, pytest, faiss
 from landmarks.data import dataset_root
 from landmarks.data import image_frame
 from landmarks.delf import extract_features
-from landmarks.scale import (extract_shards, read_manifest, shard_paths, SynthVectors, build_ooc_index, load_index,
-                             search_parts, build_shard_index, as_index, shard_index, RayIndex, search_images,
-                             _in_memory_index, _same_answers, _same_features, _ray_session)
+from landmarks.distributed import extract_shards, ray_session as start_ray, read_manifest, same_features, shard_paths
+from landmarks.scale import (SynthVectors, build_ooc_index, load_index, search_parts, build_shard_index, as_index,
+                             shard_index, RayIndex, search_images, _in_memory_index, same_answers)
 from landmarks.index import Index, index_settings
 from landmarks.cli import main as cli
 
@@ -18,7 +19,7 @@ SPEC = 'synth:tiny'
 @pytest.fixture(scope='module')
 def ray_session():
     import ray
-    _ray_session(None, workers=2)   # a local Ray (2 CPUs here), retried if the busy machine misses its start-up wait
+    start_ray(None, workers=2)   # a local Ray (2 CPUs here), retried if the busy machine misses its start-up wait
     yield ray
     ray.shutdown()
 
@@ -44,7 +45,7 @@ def _frame(data, n=12):
 
 def test_ray_two_workers_same_features_as_single_process(ray_store, data, single):
     out = ray_store
-    assert _same_features(out, single)
+    assert same_features(out, single)
     man = read_manifest(out)
     assert man['n_images'] == len(image_frame(SPEC, data)) and man['n_shards'] == -(-man['n_images'] // 16)
     assert {s['status'] for s in man['shards']} == {'done'}
@@ -62,7 +63,7 @@ def test_cli_engine_ray_on_photo_folder_same_as_default_engine(ray_session, data
          '--shard_size', '4', '--batch_size', '2', '--workers', '2', '--data_dir', str(data)])
     cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift', '--batch_size', '2',
          '--data_dir', str(data)])
-    assert _same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
+    assert same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
     assert read_manifest(tmp_path / 'ray.h5')['n_images'] == 10
 
 def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
@@ -73,7 +74,7 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
     out = tmp_path / 'feats.h5'
     code = textwrap.dedent(f"""
         import landmarks, pandas as pd
-        from landmarks.scale import extract_shards
+        from landmarks.distributed import extract_shards
         extract_shards(pd.read_csv({str(tmp_path / 'frame.csv')!r}, dtype=str), {str(out)!r}, features='sift',
                        shard_size=4, batch_size=1, engine='serial', data_dir={str(data)!r}, progress=False)""")
     proc = subprocess.Popen([sys.executable, '-c', code])
@@ -94,7 +95,7 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
     assert [s['status'] for s in man['shards']] == ['done'] * 3
     assert {s['pid'] for s in man['shards'][1:]}.isdisjoint({proc.pid, os.getpid()})  # shards 1, 2 ran on Ray actors
     ref = extract_features(fr_hang, tmp_path / 'ref.h5', features='sift', batch_size=1, data_dir=data, progress=False)
-    assert _same_features(out, ref)
+    assert same_features(out, ref)
 
 def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
     fr = _frame(data)
@@ -113,7 +114,7 @@ def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
     man = read_manifest(out)
     assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('done', 3), ('done', 1)]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # only the failed shard ran again
-    assert _same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2, data_dir=data, progress=False))
+    assert same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2, data_dir=data, progress=False))
 
 def test_changed_plan_is_refused(data, tmp_path):
     fr = _frame(data)
@@ -132,8 +133,8 @@ def test_out_of_core_and_sharded_search_answer_as_one_index(tmp_path):
     Do, Io = load_index(path, nprobe=12).search(q, 20)
     Ds, Is = search_parts(sorted((tmp_path / 'ooc' / 'parts').glob('part-*.index')), q, k=20, nprobe=12)
     assert load_index(path).ntotal == src.n == 25_000
-    assert _same_answers(Do, Io, D, I) and _same_answers(Ds, Is, D, I)
-    assert not _same_answers(Do, np.roll(Io, 1, axis=0), D, I)
+    assert same_answers(Do, Io, D, I) and same_answers(Ds, Is, D, I)
+    assert not same_answers(Do, np.roll(Io, 1, axis=0), D, I)
     assert os.path.getsize(tmp_path / 'ooc' / 'index.ivfdata') == src.n * (8 + 8)  # 60-bit codes and ids live on disk
 
 @pytest.fixture(scope='module')
@@ -152,9 +153,9 @@ def test_ray_index_answers_as_the_single_index(ray_session, hnsw_index):
         pids = {s['pid'] for s in ri.shards}
         assert ri.ntotal == src.n and len(pids) == 3 and os.getpid() not in pids
         per_image = search_images(ri, [q[:150], q[150:]], k=20)   # many query images in one call
-    assert _same_answers(Dr, Ir, D, I)
-    assert not _same_answers(Dr, np.roll(Ir, 1, axis=0), D, I)
-    assert all(_same_answers(a, b, D[s], I[s]) for (a, b), s in zip(per_image, [slice(0, 150), slice(150, 400)]))
+    assert same_answers(Dr, Ir, D, I)
+    assert not same_answers(Dr, np.roll(Ir, 1, axis=0), D, I)
+    assert all(same_answers(a, b, D[s], I[s]) for (a, b), s in zip(per_image, [slice(0, 150), slice(150, 400)]))
     assert [load_index(p).ntotal for p in shards] == [12_000, 12_000, 6_000]
     with pytest.raises(ValueError, match='n_shards=6'): shard_index(path.parent, 6)
 
@@ -176,7 +177,8 @@ def test_settings_chosen_by_size(hnsw_index):
     q = faiss.downcast_index(ivf.quantizer)
     assert isinstance(q, faiss.IndexHNSW) and ivf.nlist == 64 and q.hnsw.efSearch == 80   # the graph keeps 2 nprobe
     s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
-    assert s[1]['nlist'] == 2 * s[0]['nlist'] and [x['quantizer'] for x in s] == ['hnsw'] * 3
+    assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))   # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
+    assert [x['quantizer'] for x in s] == ['hnsw'] * 3
     assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat')
 
 def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
