@@ -12,10 +12,11 @@ PROFILE ?= cpu
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt setup.py settings.ini
+$(STAMP): requirements.txt setup.py settings.ini tools/patch_nbdev.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(PY) tools/patch_nbdev.py
 	@touch $@
 
 report: install
