@@ -22,8 +22,8 @@ __all__ = ['ARTIFACTS', 'N_PATTERNS', 'SYNTH_PRESETS', 'DEV_PHOTOS_VAR', 'DEV_PH
            'cached_stage', 'stage_input', 'landmark_template', 'render_view', 'render_clutter', 'shared_pattern',
            'add_shared_pattern', 'zipf_counts', 'require', 'check_synth', 'synth_landmarks', 'parse_synth_spec',
            'dataset_root', 'GLDFormatError', 'is_safe_id', 'inside', 'read_gld_csv', 'GLD', 'load_gld',
-           'train_val_split', 'is_gld_folder', 'open_images', 'image_frame', 'load_folder', 'dev_photos',
-           'plot_samples', 'plot_class_sizes', 'synth_cli']
+           'train_val_split', 'is_gld_folder', 'open_images', 'image_frame', 'upright_copy', 'load_folder',
+           'dev_photos', 'plot_samples', 'plot_class_sizes', 'synth_cli']
 
 # %% ../nbs/00_data.ipynb #e95db258
 _UMASK = os.umask(0)
@@ -811,8 +811,8 @@ def _cache_root(root):
     base = Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'landmarks'/'oriented'
     return base/hashlib.sha1(str(root).encode()).hexdigest()[:12]
 
-def _upright(path, image_id, cache_dir):
-    "`path`, or an upright copy in `cache_dir` if its EXIF orientation is not 1; raises on unreadable files."
+def upright_copy(path, image_id, cache_dir):
+    "`path`, or its upright copy `cache_dir/<image_id>.jpg` if its EXIF orientation is not 1; raises if unreadable."
     with Image.open(path) as im:
         if im.getexif().get(0x0112, 1) in (1, None): return path
         dest = Path(cache_dir)/f'{image_id}.jpg'
@@ -836,7 +836,7 @@ def _scan(root, cache_dir):
                 )
             if image_id in seen: raise ValueError(f'{f} and {seen[image_id]}: same id {image_id!r}; rename one')
             seen[image_id] = f
-            try: rows.append((image_id, d.name, str(_upright(f, image_id, cache_dir))))
+            try: rows.append((image_id, d.name, str(upright_copy(f, image_id, cache_dir))))
             except Exception as e:
                 bad.append(('all', image_id, str(f), f'cannot read the image ({type(e).__name__}: {e})'))
     loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT]

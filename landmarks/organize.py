@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 from fastcore.script import call_parse
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import atomic_path, cached_stage, read_json, write_json
+from .data import atomic_path, cached_stage, read_json, upright_copy, write_json
 from .delf import extract_features, mutual_nn
 from .features import read_features, stored_ids
 from .index import Index, build_index, search_queries
@@ -33,16 +33,9 @@ from .retrieval import match_figure, landmark_votes
 IMAGE_EXT = ('.jpg', '.jpeg', '.png')
 
 def _upright(path:Path, rel:str, cache_dir:Path)->Path:
-    "`path`, or an upright copy under `cache_dir` when its EXIF orientation is not 1."
-    try:
-        with Image.open(path) as im:
-            if im.getexif().get(0x0112, 1) in (1, None): return path
-            dest = cache_dir / f'{rel}.jpg'
-            if dest.exists() and dest.stat().st_mtime >= path.stat().st_mtime: return dest
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(dest) as tmp: ImageOps.exif_transpose(im).convert('RGB').save(tmp, 'JPEG', quality=95)
+    "`path`, or its upright copy under `cache_dir` (`landmarks.data.upright_copy`); an unreadable photo names itself."
+    try: return upright_copy(path, rel, cache_dir)
     except OSError as e: raise ValueError(f"{path}: cannot read the photo ({type(e).__name__}: {e})") from None
-    return dest
 
 def photo_frame(root, # any folder tree of photos
                 cache_dir, # upright copies of EXIF-rotated photos go here
