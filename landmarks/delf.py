@@ -95,14 +95,14 @@ class RootSIFT:
     def __call__(self, images:list) -> list: return [self.one(im) for im in images]
 
 # %% ../nbs/03_delf.ipynb #4cfff4f4
-def mutual_nn(d1:np.ndarray, d2:np.ndarray, ratio:float=1.0) -> np.ndarray:
+def mutual_nn(d1:np.ndarray, d2:np.ndarray, ratio:float=1.0,
+              mutual:bool=True) -> np.ndarray:  # False: every nearest neighbour (then only the ratio test filters)
     "Index pairs (i, j) of mutual nearest neighbours (L2) between descriptor sets, optionally ratio-tested."
     if not len(d1) or not len(d2): return np.zeros((0, 2), int)
     d1, d2 = torch.as_tensor(d1, dtype=torch.float32), torch.as_tensor(d2, dtype=torch.float32)
     dist = torch.cdist(d1, d2)
     j = dist.argmin(1)
-    i = dist.argmin(0)
-    keep = i[j] == torch.arange(len(d1))
+    keep = dist.argmin(0)[j] == torch.arange(len(d1)) if mutual else torch.ones(len(d1), dtype=torch.bool)
     if ratio < 1 and len(d2) > 1:
         two = dist.topk(2, dim=1, largest=False).values
         keep &= two[:, 0] < ratio * two[:, 1]

@@ -184,15 +184,9 @@ def match_descriptors(d1, # (n,D) descriptors of one image (the query)
                       mutual:bool=True, # keep only mutual nearest neighbours
                      )->np.ndarray:
     "(p,2) int64 pairs (i, j): feature i of `d1` and its nearest neighbour j in `d2` that pass the tests."
-    import torch
-    if not len(d1) or len(d2) < 2: return np.zeros((0, 2), np.int64)
-    a, b = (torch.as_tensor(np.asarray(d, np.float32)) for d in (d1, d2))
-    dist = torch.cdist(a, b)
-    two, j = dist.topk(2, dim=1, largest=False)
-    keep = torch.ones(len(a), dtype=torch.bool) if ratio >= 1 else two[:, 0] < ratio * two[:, 1]
-    if mutual: keep &= dist.argmin(0)[j[:, 0]] == torch.arange(len(a))
-    i = torch.nonzero(keep).flatten()
-    return torch.stack([i, j[i, 0]], 1).numpy().astype(np.int64)
+    from landmarks.delf import mutual_nn
+    if not len(d1) or len(d2) < 2: return np.zeros((0, 2), np.int64)  # a ratio needs two neighbours
+    return mutual_nn(np.asarray(d1, np.float32), np.asarray(d2, np.float32), ratio, mutual).astype(np.int64)
 
 # %% ../nbs/06_verification.ipynb #86cbaa70
 _MODELS = {  # model -> (minimal sample, OpenCV fit(src xy, dst xy, method, threshold, max_trials, confidence))
