@@ -31,8 +31,9 @@ def main():
     p.add_argument('--nlist', type=int, default=None, help='default: chosen by size (index_settings)')
     p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
-    p.add_argument('--recall-queries', type=int, default=200, 
-                   help='query features of each kind checked against exact search')
+    p.add_argument('--recall-queries', type=int, default=1000,
+                   help='query features of each kind checked against exact search (1,000: a standard error of '
+                        'about 0.013 on a recall near 0.8)')
     p.add_argument('--batch-size', type=int, default=1_000_000)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--query-images', type=int, default=3)

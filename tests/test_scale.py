@@ -210,3 +210,18 @@ def test_measured_peak_memory_is_the_childs_own(tmp_path):
     assert r['recall1_matched'] >= 0.8 and 0 <= r['recall1_random'] <= 1
     assert not (tmp_path / 'n20000').exists()    # the scratch index is removed
     del ballast
+
+def test_measure_in_two_parts_keeps_the_index_and_reads_any_nprobe(tmp_path):
+    "part='build' then part='query' (any nprobe: a search-time setting): the index and the exact answers stay."
+    from landmarks.scale import measure_index
+    kw = dict(recall=0.5, batch_size=10_000, recall_queries=20, threads=1)
+    b = measure_index(20_000, tmp_path, part='build', **kw)
+    built = sorted(p.name for p in (tmp_path / 'n20000').iterdir())
+    q1 = measure_index(20_000, tmp_path, part='query', n_images=1, features=50, nprobe=2, **kw)
+    assert q1['nprobe'] == 2 and q1['build_s'] == b['build_s']        # searched the built index, not a new one
+    cached = sorted((tmp_path / 'n20000').glob('exact_*.npy'))
+    assert len(cached) == 1 and set(built) <= {p.name for p in (tmp_path / 'n20000').iterdir()}
+    q2 = measure_index(20_000, tmp_path, part='query', n_images=1, features=50, nprobe=8, **kw)
+    assert q2['nprobe'] == 8 and q2['recall1_random'] >= q1['recall1_random'] - 0.1
+    with pytest.raises(ValueError, match='build it again'):          # a build setting differs: refused, named
+        measure_index(20_000, tmp_path, part='query', nlist=7, **kw)
