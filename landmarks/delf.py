@@ -6,8 +6,9 @@
 __all__ = ['MAX_SIDE', 'log', 'TRUNK', 'DELF_SCALES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'AMP_MODES', 'demo_image',
            'distort', 'RootSIFT', 'mutual_nn', 'shrink', 'read_image', 'extract_features', 'make_extractor',
            'receptive_field', 'cell_centres', 'DELF', 'pyramid_level', 'bf16_native', 'resolve_amp', 'DELFExtractor',
-           'feature_agreement', 'traced_centre', 'load_delf', 'train_delf', 'attention_figure', 'keypoints_figure',
-           'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'check_extract', 'extract_store']
+           'feature_agreement', 'traced_centre', 'save_delf', 'load_delf', 'train_delf', 'attention_figure',
+           'keypoints_figure', 'TFHubDELF', 'save_tiny_tfhub_delf', 'backend_settings', 'check_extract',
+           'extract_store']
 
 # %% ../nbs/03_delf.ipynb #fff55dd9
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -324,6 +325,7 @@ class DELF(nn.Module):
         )
         self.classifier = nn.Linear(self.dim, n_classes) if n_classes else None
         self.geometry = receptive_field(self.body)
+        self.arch, self.hidden = arch, hidden   # with the classifier's size, what load_delf rebuilds it from
 
     def forward(self, x):
         "Descriptor map (B, D, h, w) and attention (B, 1, h, w)."
@@ -509,6 +511,22 @@ class _Crops(torch.utils.data.Dataset):
         r = self.frame.iloc[i]
         return self.t(read_image(r.path).copy()), int(r.y)
 
+def save_delf(model:DELF, # the model whose weights are written (moved to the CPU)
+              out, # checkpoint path (written atomically)
+              classes:dict, # landmark id -> class number of its classifier
+              mean=IMAGENET_MEAN, std=IMAGENET_STD, # the input normalization it was trained with
+              metrics:list=(), # per-epoch training rows
+              settings:dict=None) -> Path: # what it was trained with (`train_delf`'s cache key)
+    "Write a DELF checkpoint that `load_delf` reads: the weights and the meta (arch, classes, geometry, settings)."
+    n_classes = model.classifier.out_features if model.classifier is not None else 0
+    meta = dict(kind='delf', arch=model.arch, n_classes=n_classes, hidden=model.hidden, classes=dict(classes),
+                mean=list(mean), std=list(std), geometry=model.geometry, dims=model.dim, metrics=list(metrics),
+                settings=settings or {})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as t: torch.save(dict(meta=meta, state_dict=model.cpu().state_dict()), t)
+    return out
+
 def load_delf(checkpoint, # a checkpoint written by `train_delf`
               device='cpu') -> tuple: # (DELF in eval mode, meta)
     "The DELF model of a `train_delf` checkpoint and its meta."
@@ -578,12 +596,7 @@ def train_delf(dataset,                   # GLD, GLD-layout folder or SynthLandm
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
         rows.append(dict(epoch=ep + 1, loss=tot / max(n, 1), train_acc=correct / max(n, 1)))
-    meta = dict(kind='delf', arch=arch, n_classes=len(classes), hidden=hidden, classes=bm['classes'],
-                mean=list(bm['mean']), std=list(bm['std']), geometry=model.geometry, dims=model.dim, metrics=rows,
-                settings=st)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as t: torch.save(dict(meta=meta, state_dict=model.cpu().state_dict()), t)
-    return out
+    return save_delf(model, out, bm['classes'], bm['mean'], bm['std'], rows, st)
 
 # %% ../nbs/03_delf.ipynb #88750244
 def attention_figure(model:DELF, meta:dict, image:np.ndarray, scale:float=1.0):

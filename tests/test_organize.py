@@ -164,18 +164,14 @@ def test_delf_backends(photos, tmp_path, backend):
     "`--features delf` (a train_delf-format checkpoint) and `--features delf-tfhub` (a SavedModel with TF-Hub DELF's"
     " signature) run the same command: every photo once, and the feature store records the backend."
     import torch
-    from landmarks.delf import DELF, save_tiny_tfhub_delf
+    from landmarks.delf import DELF, save_delf, save_tiny_tfhub_delf
     from landmarks.features import feature_settings
     d, items, _, _ = photos
     folder = tmp_path / 'flat'
     _link(folder, items[:12])
     if backend == 'delf':
         torch.manual_seed(0)
-        m = DELF('resnet18', 4, 16)
-        meta = dict(kind='delf', arch='resnet18', n_classes=4, hidden=16, classes={}, mean=[0.485, 0.456, 0.406],
-                    std=[0.229, 0.224, 0.225], geometry=m.geometry, dims=m.dim, metrics=[], settings={})
-        model = tmp_path / 'delf_resnet18.pt'
-        torch.save(dict(meta=meta, state_dict=m.state_dict()), model)
+        model = save_delf(DELF('resnet18', 4, 16), tmp_path / 'delf_resnet18.pt', {str(i): i for i in range(4)})
     else:
         model = save_tiny_tfhub_delf(tmp_path / 'hub')
     out = tmp_path / 'out'
