@@ -12,7 +12,7 @@ import pandas as pd
 
 from .data import dataset_root, load_gld, atomic_path, cached_stage, store_settings
 from .delf import extract_features
-from .evaluation import mean_average_precision, read_solution
+from .evaluation import mean_average_precision, read_solution, scored
 from .index import Index, build_index, search_queries
 from .pca import fit_pca
 from .verification import neighbours_within, shortlist, verify_queries
@@ -107,8 +107,7 @@ def retrieval_table(dataset:str, out_dir, # the profile's dataset and artifacts
     gld = load_gld(root)
     if gld.retrieval_solution is None:
         raise ValueError(f'{root}: no retrieval_solution.csv, Table 2 needs ground truth')
-    solution, usage = read_solution(gld.retrieval_solution, task='retrieval')
-    solution = {q: s for q, s in solution.items() if usage[q] != 'Ignored'}      # non-landmark queries are not scored
+    solution = scored(*read_solution(gld.retrieval_solution, task='retrieval'))   # Ignored queries are not scored
     qids = sorted(solution)
     score = lambda ranks: mean_average_precision({q: ranks.get(q, []) for q in qids}, solution, k=top)
     out_rows, cache = [], {}
