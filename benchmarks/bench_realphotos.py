@@ -24,7 +24,7 @@ import pandas as pd
 
 from landmarks.data import atomic_path, dataset_root, load_folder, load_gld
 from landmarks.delf import extract_features, mutual_nn
-from landmarks.features import read_features
+from landmarks.features import read_features, stored_ids
 from landmarks.evaluation import global_average_precision, mean_average_precision
 from landmarks.retrieval import (MAX_FEATURES, UPRIGHT, UprightRootSIFT, features_of, landmark_votes,
                                  real_photos_experiment, retrieval_candidates)
@@ -132,14 +132,35 @@ def _exhaustive_query(q, feats, ids):
     return time.perf_counter() - t
 
 
-def distractors(work, n_synth):
-    "(n_synth, feature store) of `n_synth` SynthLandmarks distractor images (made and extracted once, under `work`)."
-    spec = f'synth:cpu,landmarks=50,train=0,index={n_synth},test=0,seed=7'
-    synth = load_gld(dataset_root(spec, str(Path(work) / 'data')))
-    distract = synth.index[['id', 'path']].assign(id=lambda d: 'synth-' + d.id.astype(str))
-    h5 = extract_features(distract, Path(work) / f'synth-{n_synth}.h5', features=UprightRootSIFT(MAX_FEATURES),
-                          progress=False)
-    return n_synth, h5
+def distractors(work, n_synth, minutes=None, chunk=2500):
+    "Feature stores of `n_synth` SynthLandmarks distractors in chunks (seeds 7, 8...), each made and extracted once."
+    t0, stores = time.perf_counter(), []
+    for c, start in enumerate(range(0, n_synth, chunk)):
+        m = min(chunk, n_synth - start)
+        h5 = Path(work) / f'synth-{m}-seed{7 + c}.h5'
+        if not h5.exists() and minutes is not None and time.perf_counter() - t0 > 60 * minutes:
+            print(f"distractors: {minutes} min spent; run again for the chunks left from {start}", flush=True)
+            return None
+        spec = f'synth:cpu,landmarks=50,train=0,index={m},test=0,seed={7 + c}'
+        synth = load_gld(dataset_root(spec, str(Path(work) / 'data')))
+        distract = synth.index[['id', 'path']].assign(id=lambda d: f'synth{c}-' + d.id.astype(str))
+        stores.append(extract_features(distract, h5, features=UprightRootSIFT(MAX_FEATURES), progress=False))
+        print(f"distractors: {start + m} of {n_synth} at {time.perf_counter() - t0:.0f} s", flush=True)
+    return stores
+
+
+def _copy(stores, ids, out):
+    "A feature store `out` holding images `ids` of `stores` (made once)."
+    if out.exists(): return out
+    want = {quote(i, safe='') for i in ids}
+    with atomic_path(out) as tmp, h5py.File(tmp, 'w') as dst:
+        for n, s in enumerate(stores):
+            with h5py.File(s, 'r') as src:
+                if n == 0:
+                    for k, v in src.attrs.items(): dst.attrs[k] = v
+                for k in src.keys():
+                    if k in want: src.copy(src[k], dst, name=k)
+    return out
 
 
 def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
@@ -151,21 +172,14 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
     dev_ids = sorted(read_features(dev_h5))
     gld = load_folder(photos)
     queries = sorted(gld.retrieval_solution.id)[::max(1, len(gld.retrieval_solution) // n_queries)][:n_queries]
-    q_h5 = work / f'queries-{n_queries}.h5'
-    if not q_h5.exists():
-        with atomic_path(q_h5) as tmp, h5py.File(dev_h5, 'r') as src, h5py.File(tmp, 'w') as dst:
-            for k, v in src.attrs.items(): dst.attrs[k] = v
-            for q in queries: src.copy(src[quote(q, safe='')], dst, name=quote(q, safe=''))
-    n_synth, syn_h5 = distractors(work, max(sizes) - len(dev_ids))
+    q_h5 = _copy([dev_h5], queries, work / f'queries-{n_queries}.h5')
+    n_synth = max(sizes) - len(dev_ids)
+    stores = distractors(work, n_synth)
+    synth_ids = [i for s in stores for i in sorted(stored_ids(s))]
     sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     rows = []
     for n in sizes:
-        keep = sorted(read_features(syn_h5))[:n - len(dev_ids)]
-        part = work / f'synth-{n_synth}-{n}.h5'
-        if not part.exists():
-            with atomic_path(part) as tmp, h5py.File(syn_h5, 'r') as src, h5py.File(tmp, 'w') as dst:
-                for k, v in src.attrs.items(): dst.attrs[k] = v
-                for i in keep: src.copy(src[quote(i, safe='')], dst, name=quote(i, safe=''))
+        part = _copy(stores, synth_ids[:n - len(dev_ids)], work / f'synth-{n_synth}-{n}.h5')
         ix_h5 = _merged([dev_h5, part], work / f'index-{n_synth}-{n}.h5')
         retrieval_candidates(ix_h5, q_h5, work / 'work', progress=False, shortlist=1, expand=0)  # the index: not timed
         stats = {}
@@ -197,10 +211,11 @@ if __name__ == '__main__':
     p.add_argument('--sizes', default='100,1000')
     p.add_argument('--queries', type=int, default=6, help='scale: queries timed on the indexed pipeline')
     p.add_argument('--exhaustive-queries', type=int, default=2, help='scale: of those, the queries timed exhaustively')
+    p.add_argument('--minutes', type=float, help='distractors: start no chunk after this (run again to go on)')
     a = p.parse_args()
     parts = a.part.split(',')
     if 'cv' in parts: cv(a.photos, a.work)
     if 'dev' in parts: dev(a.photos, a.work)
-    if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93)
+    if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93, a.minutes)
     if 'scale' in parts: scale(a.photos, a.work, [int(s) for s in a.sizes.split(',')], a.queries,
                                a.exhaustive_queries)
