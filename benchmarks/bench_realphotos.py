@@ -2,17 +2,18 @@
 
     flock /work/wt/bench.lock nice -n 5 python benchmarks/bench_realphotos.py --part cv   # then dev, then scale
 
-`--part cv`: the shortlists, query expansion and recognition settings chosen by 3-fold cross-validation (folds by
-landmark) on the dev photos, running the indexed pipeline itself for every setting (pairs verified once, shared
-by the runs), to results/realphotos_cv.csv; the setting most folds choose is frozen as the defaults
-(`landmarks.retrieval`). `--part dev`: `landmarks.retrieval.real_photos_experiment` at those settings on the
-dev photos (mAP@100, GAP, seconds and pairs verified per query) beside exhaustive affine matching of every pair,
-in one run, to results/realphotos.csv. `--part scale`: seconds per query of the indexed pipeline and of exhaustive
-matching with the dev photos plus SynthLandmarks distractors as the index (`--sizes` images), side by side in one
-run (exhaustive timed on `--exhaustive-queries` of the queries), to results/realphotos_scale.csv (`--part
-distractors` makes and extracts the distractors alone, so that a large size can be split into two locked runs).
-Every CSV names the command that made it and the 1-minute load average when it started (above 2.5: under load;
-compare the ratios within one run).
+`--part index`: the indexed pipeline at the frozen settings with the KD-tree on PCA-10 and with faiss on the full
+RootSIFT descriptors, side by side on the dev photos, to results/realphotos_index.csv. `--part cv`: the shortlists,
+query expansion and recognition settings chosen by 3-fold cross-validation (folds by landmark) on the dev photos,
+running the indexed pipeline itself for every setting (pairs verified once, shared by the runs), to
+results/realphotos_cv.csv; the setting most folds choose is frozen as the defaults (`landmarks.retrieval`). `--part
+dev`: `landmarks.retrieval.real_photos_experiment` at those settings on the dev photos (mAP@100, GAP, seconds and
+pairs verified per query) beside exhaustive affine matching of every pair, in one run, to results/realphotos.csv.
+`--part scale`: seconds per query of the indexed pipeline and of exhaustive matching with the dev photos plus
+SynthLandmarks distractors as the index (`--sizes` images), side by side in one run (exhaustive timed on
+`--exhaustive-queries` of the queries), to results/realphotos_scale.csv (`--part distractors` makes and extracts the
+distractors alone, so that a large size can be split into two locked runs). Every CSV names the command that made it
+and the 1-minute load average when it started (above 2.5: under load; compare the ratios within one run).
 """
 import argparse, json, os, shlex, sys, time
 from urllib.parse import quote
@@ -55,6 +56,39 @@ def dev(photos, work):
     settings = chosen()
     table = pd.read_csv(real_photos_experiment(photos, work, overwrite=True, progress=False, **settings))
     _write(table.assign(**settings), 'realphotos.csv')
+
+
+def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
+    "The indexed pipeline at the frozen settings with each index kind on the dev photos, side by side in one run."
+    gld = load_folder(photos)
+    h5 = features_of(photos, 'index', Path(work) / 'work', 'sift', progress=False, max_features=MAX_FEATURES,
+                     image_size=None, upright=UPRIGHT or None)
+    sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
+    lab = dict(zip(gld.train.id, gld.train.landmark_id))
+    rs = gld.recognition_solution
+    truth = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
+    settings = chosen()
+    min_inliers = settings.pop('min_inliers')
+    rows = []
+    for kind in kinds:
+        t = time.perf_counter()
+        retrieval_candidates(h5, h5, Path(work) / 'work', index_type=kind, progress=False, shortlist=1, expand=0)
+        build = time.perf_counter() - t  # the index (built once; not in the time per query)
+        stats = {}
+        t = time.perf_counter()
+        index, cands = retrieval_candidates(h5, h5, Path(work) / 'work', index_type=kind, progress=False, seed=seed,
+                                            stats=stats, **settings)
+        dt = time.perf_counter() - t
+        L = np.array([lab.get(i, -1) for i in index.image_ids])
+        ranks = rankings(cands, index.image_ids)
+        votes = {q: landmark_votes(cs, L, min_inliers=min_inliers) for q, cs in cands.items()}
+        rows.append(dict(index_type=kind, index_settings=json.dumps(index.settings, sort_keys=True),
+                         mAP=mean_average_precision({q: ranks[q] for q in sol}, sol),
+                         GAP=global_average_precision(votes, truth), seconds_per_query=dt / len(cands),
+                         build_seconds=build, pairs_per_query=stats['pairs'] / stats['queries'], images=len(cands),
+                         load=LOAD, **settings, min_inliers=min_inliers))
+        print(rows[-1], flush=True)
+    _write(pd.DataFrame(rows), 'realphotos_index.csv')
 
 
 def _folds(ids, lab, folds, seed):
@@ -215,6 +249,7 @@ if __name__ == '__main__':
     a = p.parse_args()
     parts = a.part.split(',')
     if 'cv' in parts: cv(a.photos, a.work)
+    if 'index' in parts: index_types(a.photos, a.work)
     if 'dev' in parts: dev(a.photos, a.work)
     if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93, a.minutes)
     if 'scale' in parts: scale(a.photos, a.work, [int(s) for s in a.sizes.split(',')], a.queries,

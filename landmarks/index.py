@@ -103,7 +103,8 @@ def faiss_settings(n:int, # vectors in the index
                    dim:int=128, # their dimension
                    recall:float=0.8, # recall@1 aimed at (IVF): picks nprobe (`index_settings`)
                    flat_max:int=10_000, # up to this many vectors: exact search
-                   nlist:int=None, nprobe:int=None, quantizer:str=None, niter:int=20, # IVF (None: by size)
+                   nlist:int=None, nprobe:int=None, quantizer:str=None, # IVF (None: by size)
+                   niter:int=10, # k-means iterations (40 points a list: a few suffice)
                   )->dict:
     "Settings of the `faiss` kind by size: exact (nlist 0) up to `flat_max` vectors, IVF-SQ8 above."
     if nlist == 0 or (nlist is None and n <= flat_max): return dict(nlist=0, nprobe=0, flat_max=flat_max)
