@@ -27,7 +27,7 @@ from landmarks.data import atomic_path, dataset_root, load_folder, load_gld
 from landmarks.delf import extract_features, mutual_nn
 from landmarks.features import read_features, stored_ids
 from landmarks.evaluation import global_average_precision, mean_average_precision
-from landmarks.retrieval import (MAX_FEATURES, UPRIGHT, UprightRootSIFT, features_of, landmark_votes,
+from landmarks.retrieval import (FILL, INDEX_TYPE, MAX_FEATURES, UPRIGHT, UprightRootSIFT, features_of, landmark_votes,
                                  real_photos_experiment, retrieval_candidates)
 from landmarks.saliency import rankings
 from landmarks.verification import ransac_affine
@@ -48,14 +48,16 @@ def chosen() -> dict:
     "The settings the cross-validation chose (results/realphotos_cv.csv): the defaults of landmarks.retrieval."
     t = pd.read_csv(RESULTS / 'realphotos_cv.csv')
     row = t[t.fold.astype(str).str.startswith('all')].iloc[0]
-    return {k: int(row[k]) for k in ('shortlist', 'expand', 'expand_shortlist', 'min_inliers')}
+    out = {k: int(row[k]) for k in ('shortlist', 'expand', 'expand_shortlist', 'min_inliers')}
+    if 'expand_weight' in row and pd.notna(row['expand_weight']): out['expand_weight'] = float(row['expand_weight'])
+    return out
 
 
 def dev(photos, work):
     "The settings chosen by cross-validation against the exhaustive baseline on the dev photos, in one run."
     settings = chosen()
     table = pd.read_csv(real_photos_experiment(photos, work, overwrite=True, progress=False, **settings))
-    _write(table.assign(**settings), 'realphotos.csv')
+    _write(table.assign(**settings, fill=FILL), 'realphotos.csv')
 
 
 def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
@@ -86,7 +88,7 @@ def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
                          mAP=mean_average_precision({q: ranks[q] for q in sol}, sol),
                          GAP=global_average_precision(votes, truth), seconds_per_query=dt / len(cands),
                          build_seconds=build, pairs_per_query=stats['pairs'] / stats['queries'], images=len(cands),
-                         load=LOAD, **settings, min_inliers=min_inliers))
+                         fill=FILL, load=LOAD, **settings, min_inliers=min_inliers))
         print(rows[-1], flush=True)
     _write(pd.DataFrame(rows), 'realphotos_index.csv')
 
@@ -109,8 +111,8 @@ def cv(photos, work, folds=3, seed=0):
     truth = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
     ids = sorted(gld.index.id)
     fold_of = _folds(ids, lab, folds, seed)
-    grid = [dict(shortlist=s, expand=e, expand_shortlist=x) for s in (10, 20, 30)
-            for e, x in ((0, 10), (1, 10), (2, 5), (2, 10), (3, 10))]
+    grid = [dict(shortlist=s, expand=e, expand_shortlist=x, expand_weight=w) for s in (10, 20, 30)
+            for e, x in ((0, 10), (1, 10), (2, 5), (2, 10), (3, 10)) for w in ((0.5,) if e == 0 else (0.5, 1.0))]
     memo, runs = {}, []  # verified pairs shared by the runs: each pair is verified once
     for g in grid:
         stats = {}
@@ -142,7 +144,7 @@ def cv(photos, work, folds=3, seed=0):
             m, gp = score(ranks, votes, ids)
             rows.append(dict(fold='all (chosen by most folds: frozen)', test_queries=len(ids), **g, test_mAP=m,
                              test_GAP=gp, pairs_per_query=pairs))
-    _write(pd.DataFrame(rows).assign(load=LOAD), 'realphotos_cv.csv')
+    _write(pd.DataFrame(rows).assign(index_type=INDEX_TYPE, fill=FILL, load=LOAD), 'realphotos_cv.csv')
 
 
 def _merged(stores, out):
@@ -233,6 +235,7 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
                          indexed_pairs_per_query=stats['pairs'] / stats['queries'],
                          exhaustive_seconds_per_query=ex, exhaustive_pairs_per_query=len(index.image_ids) - 1,
                          speedup=ex / ours, indexed_mAP=mean_average_precision(ranks, {q: sol[q] for q in ranks}),
+                         index_type=INDEX_TYPE, index_settings=json.dumps(index.settings, sort_keys=True), fill=FILL,
                          load=LOAD, **settings))
         _write(pd.DataFrame(rows), 'realphotos_scale.csv')  # after each size: a long run keeps what it measured
 
