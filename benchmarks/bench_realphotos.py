@@ -2,17 +2,18 @@
 
     flock /work/wt/bench.lock nice -n 5 python benchmarks/bench_realphotos.py --part cv   # then dev, then scale
 
-`--part cv`: the shortlists, query expansion and recognition settings chosen by 3-fold cross-validation (folds by
-landmark) on the dev photos, running the indexed pipeline itself for every setting (pairs verified once, shared
-by the runs), to results/realphotos_cv.csv; the setting most folds choose is frozen as the defaults
-(`landmarks.retrieval`). `--part dev`: `landmarks.retrieval.real_photos_experiment` at those settings on the
-dev photos (mAP@100, GAP, seconds and pairs verified per query) beside exhaustive affine matching of every pair,
-in one run, to results/realphotos.csv. `--part scale`: seconds per query of the indexed pipeline and of exhaustive
-matching with the dev photos plus SynthLandmarks distractors as the index (`--sizes` images), side by side in one
-run (exhaustive timed on `--exhaustive-queries` of the queries), to results/realphotos_scale.csv (`--part
-distractors` makes and extracts the distractors alone, so that a large size can be split into two locked runs).
-Every CSV names the command that made it and the 1-minute load average when it started (above 2.5: under load;
-compare the ratios within one run).
+`--part index`: the indexed pipeline at the frozen settings with the KD-tree on PCA-10 and with faiss on the full
+RootSIFT descriptors, side by side on the dev photos, to results/realphotos_index.csv. `--part cv`: the shortlists,
+query expansion and recognition settings chosen by 3-fold cross-validation (folds by landmark) on the dev photos,
+running the indexed pipeline itself for every setting (pairs verified once, shared by the runs), to
+results/realphotos_cv.csv; the setting most folds choose is frozen as the defaults (`landmarks.retrieval`). `--part
+dev`: `landmarks.retrieval.real_photos_experiment` at those settings on the dev photos (mAP@100, GAP, seconds and
+pairs verified per query) beside exhaustive affine matching of every pair, in one run, to results/realphotos.csv.
+`--part scale`: seconds per query of the indexed pipeline and of exhaustive matching with the dev photos plus
+SynthLandmarks distractors as the index (`--sizes` images), side by side in one run (exhaustive timed on
+`--exhaustive-queries` of the queries), to results/realphotos_scale.csv (`--part distractors` makes and extracts the
+distractors alone, so that a large size can be split into two locked runs). Every CSV names the command that made it
+and the 1-minute load average when it started (above 2.5: under load; compare the ratios within one run).
 """
 import argparse, json, os, shlex, sys, time
 from urllib.parse import quote
@@ -24,9 +25,9 @@ import pandas as pd
 
 from landmarks.data import atomic_path, dataset_root, load_folder, load_gld
 from landmarks.delf import extract_features, mutual_nn
-from landmarks.features import read_features
+from landmarks.features import read_features, stored_ids
 from landmarks.evaluation import global_average_precision, mean_average_precision
-from landmarks.retrieval import (MAX_FEATURES, UPRIGHT, UprightRootSIFT, features_of, landmark_votes,
+from landmarks.retrieval import (FILL, INDEX_TYPE, MAX_FEATURES, UPRIGHT, UprightRootSIFT, features_of, landmark_votes,
                                  real_photos_experiment, retrieval_candidates)
 from landmarks.saliency import rankings
 from landmarks.verification import ransac_affine
@@ -47,14 +48,49 @@ def chosen() -> dict:
     "The settings the cross-validation chose (results/realphotos_cv.csv): the defaults of landmarks.retrieval."
     t = pd.read_csv(RESULTS / 'realphotos_cv.csv')
     row = t[t.fold.astype(str).str.startswith('all')].iloc[0]
-    return {k: int(row[k]) for k in ('shortlist', 'expand', 'expand_shortlist', 'min_inliers')}
+    out = {k: int(row[k]) for k in ('shortlist', 'expand', 'expand_shortlist', 'min_inliers')}
+    if 'expand_weight' in row and pd.notna(row['expand_weight']): out['expand_weight'] = float(row['expand_weight'])
+    return out
 
 
 def dev(photos, work):
     "The settings chosen by cross-validation against the exhaustive baseline on the dev photos, in one run."
     settings = chosen()
     table = pd.read_csv(real_photos_experiment(photos, work, overwrite=True, progress=False, **settings))
-    _write(table.assign(**settings), 'realphotos.csv')
+    _write(table.assign(**settings, fill=FILL), 'realphotos.csv')
+
+
+def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
+    "The indexed pipeline at the frozen settings with each index kind on the dev photos, side by side in one run."
+    gld = load_folder(photos)
+    h5 = features_of(photos, 'index', Path(work) / 'work', 'sift', progress=False, max_features=MAX_FEATURES,
+                     image_size=None, upright=UPRIGHT or None)
+    sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
+    lab = dict(zip(gld.train.id, gld.train.landmark_id))
+    rs = gld.recognition_solution
+    truth = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
+    settings = chosen()
+    min_inliers = settings.pop('min_inliers')
+    rows = []
+    for kind in kinds:
+        t = time.perf_counter()
+        retrieval_candidates(h5, h5, Path(work) / 'work', index_type=kind, progress=False, shortlist=1, expand=0)
+        build = time.perf_counter() - t  # the index (built once; not in the time per query)
+        stats = {}
+        t = time.perf_counter()
+        index, cands = retrieval_candidates(h5, h5, Path(work) / 'work', index_type=kind, progress=False, seed=seed,
+                                            stats=stats, **settings)
+        dt = time.perf_counter() - t
+        L = np.array([lab.get(i, -1) for i in index.image_ids])
+        ranks = rankings(cands, index.image_ids)
+        votes = {q: landmark_votes(cs, L, min_inliers=min_inliers) for q, cs in cands.items()}
+        rows.append(dict(index_type=kind, index_settings=json.dumps(index.settings, sort_keys=True),
+                         mAP=mean_average_precision({q: ranks[q] for q in sol}, sol),
+                         GAP=global_average_precision(votes, truth), seconds_per_query=dt / len(cands),
+                         build_seconds=build, pairs_per_query=stats['pairs'] / stats['queries'], images=len(cands),
+                         fill=FILL, load=LOAD, **settings, min_inliers=min_inliers))
+        print(rows[-1], flush=True)
+    _write(pd.DataFrame(rows), 'realphotos_index.csv')
 
 
 def _folds(ids, lab, folds, seed):
@@ -75,8 +111,8 @@ def cv(photos, work, folds=3, seed=0):
     truth = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
     ids = sorted(gld.index.id)
     fold_of = _folds(ids, lab, folds, seed)
-    grid = [dict(shortlist=s, expand=e, expand_shortlist=x) for s in (10, 20, 30)
-            for e, x in ((0, 10), (1, 10), (2, 5), (2, 10), (3, 10))]
+    grid = [dict(shortlist=s, expand=e, expand_shortlist=x, expand_weight=w) for s in (10, 20, 30)
+            for e, x in ((0, 10), (1, 10), (2, 5), (2, 10), (3, 10)) for w in ((0.5,) if e == 0 else (0.5, 1.0))]
     memo, runs = {}, []  # verified pairs shared by the runs: each pair is verified once
     for g in grid:
         stats = {}
@@ -108,7 +144,7 @@ def cv(photos, work, folds=3, seed=0):
             m, gp = score(ranks, votes, ids)
             rows.append(dict(fold='all (chosen by most folds: frozen)', test_queries=len(ids), **g, test_mAP=m,
                              test_GAP=gp, pairs_per_query=pairs))
-    _write(pd.DataFrame(rows).assign(load=LOAD), 'realphotos_cv.csv')
+    _write(pd.DataFrame(rows).assign(index_type=INDEX_TYPE, fill=FILL, load=LOAD), 'realphotos_cv.csv')
 
 
 def _merged(stores, out):
@@ -132,14 +168,35 @@ def _exhaustive_query(q, feats, ids):
     return time.perf_counter() - t
 
 
-def distractors(work, n_synth):
-    "(n_synth, feature store) of `n_synth` SynthLandmarks distractor images (made and extracted once, under `work`)."
-    spec = f'synth:cpu,landmarks=50,train=0,index={n_synth},test=0,seed=7'
-    synth = load_gld(dataset_root(spec, str(Path(work) / 'data')))
-    distract = synth.index[['id', 'path']].assign(id=lambda d: 'synth-' + d.id.astype(str))
-    h5 = extract_features(distract, Path(work) / f'synth-{n_synth}.h5', features=UprightRootSIFT(MAX_FEATURES),
-                          progress=False)
-    return n_synth, h5
+def distractors(work, n_synth, minutes=None, chunk=2500):
+    "Feature stores of `n_synth` SynthLandmarks distractors in chunks (seeds 7, 8...), each made and extracted once."
+    t0, stores = time.perf_counter(), []
+    for c, start in enumerate(range(0, n_synth, chunk)):
+        m = min(chunk, n_synth - start)
+        h5 = Path(work) / f'synth-{m}-seed{7 + c}.h5'
+        if not h5.exists() and minutes is not None and time.perf_counter() - t0 > 60 * minutes:
+            print(f"distractors: {minutes} min spent; run again for the chunks left from {start}", flush=True)
+            return None
+        spec = f'synth:cpu,landmarks=50,train=0,index={m},test=0,seed={7 + c}'
+        synth = load_gld(dataset_root(spec, str(Path(work) / 'data')))
+        distract = synth.index[['id', 'path']].assign(id=lambda d: f'synth{c}-' + d.id.astype(str))
+        stores.append(extract_features(distract, h5, features=UprightRootSIFT(MAX_FEATURES), progress=False))
+        print(f"distractors: {start + m} of {n_synth} at {time.perf_counter() - t0:.0f} s", flush=True)
+    return stores
+
+
+def _copy(stores, ids, out):
+    "A feature store `out` holding images `ids` of `stores` (made once)."
+    if out.exists(): return out
+    want = {quote(i, safe='') for i in ids}
+    with atomic_path(out) as tmp, h5py.File(tmp, 'w') as dst:
+        for n, s in enumerate(stores):
+            with h5py.File(s, 'r') as src:
+                if n == 0:
+                    for k, v in src.attrs.items(): dst.attrs[k] = v
+                for k in src.keys():
+                    if k in want: src.copy(src[k], dst, name=k)
+    return out
 
 
 def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
@@ -151,21 +208,14 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
     dev_ids = sorted(read_features(dev_h5))
     gld = load_folder(photos)
     queries = sorted(gld.retrieval_solution.id)[::max(1, len(gld.retrieval_solution) // n_queries)][:n_queries]
-    q_h5 = work / f'queries-{n_queries}.h5'
-    if not q_h5.exists():
-        with atomic_path(q_h5) as tmp, h5py.File(dev_h5, 'r') as src, h5py.File(tmp, 'w') as dst:
-            for k, v in src.attrs.items(): dst.attrs[k] = v
-            for q in queries: src.copy(src[quote(q, safe='')], dst, name=quote(q, safe=''))
-    n_synth, syn_h5 = distractors(work, max(sizes) - len(dev_ids))
+    q_h5 = _copy([dev_h5], queries, work / f'queries-{n_queries}.h5')
+    n_synth = max(sizes) - len(dev_ids)
+    stores = distractors(work, n_synth)
+    synth_ids = [i for s in stores for i in sorted(stored_ids(s))]
     sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     rows = []
     for n in sizes:
-        keep = sorted(read_features(syn_h5))[:n - len(dev_ids)]
-        part = work / f'synth-{n_synth}-{n}.h5'
-        if not part.exists():
-            with atomic_path(part) as tmp, h5py.File(syn_h5, 'r') as src, h5py.File(tmp, 'w') as dst:
-                for k, v in src.attrs.items(): dst.attrs[k] = v
-                for i in keep: src.copy(src[quote(i, safe='')], dst, name=quote(i, safe=''))
+        part = _copy(stores, synth_ids[:n - len(dev_ids)], work / f'synth-{n_synth}-{n}.h5')
         ix_h5 = _merged([dev_h5, part], work / f'index-{n_synth}-{n}.h5')
         retrieval_candidates(ix_h5, q_h5, work / 'work', progress=False, shortlist=1, expand=0)  # the index: not timed
         stats = {}
@@ -185,6 +235,7 @@ def scale(photos, work, sizes, n_queries=6, n_exhaustive=2, seed=0):
                          indexed_pairs_per_query=stats['pairs'] / stats['queries'],
                          exhaustive_seconds_per_query=ex, exhaustive_pairs_per_query=len(index.image_ids) - 1,
                          speedup=ex / ours, indexed_mAP=mean_average_precision(ranks, {q: sol[q] for q in ranks}),
+                         index_type=INDEX_TYPE, index_settings=json.dumps(index.settings, sort_keys=True), fill=FILL,
                          load=LOAD, **settings))
         _write(pd.DataFrame(rows), 'realphotos_scale.csv')  # after each size: a long run keeps what it measured
 
@@ -197,10 +248,12 @@ if __name__ == '__main__':
     p.add_argument('--sizes', default='100,1000')
     p.add_argument('--queries', type=int, default=6, help='scale: queries timed on the indexed pipeline')
     p.add_argument('--exhaustive-queries', type=int, default=2, help='scale: of those, the queries timed exhaustively')
+    p.add_argument('--minutes', type=float, help='distractors: start no chunk after this (run again to go on)')
     a = p.parse_args()
     parts = a.part.split(',')
     if 'cv' in parts: cv(a.photos, a.work)
+    if 'index' in parts: index_types(a.photos, a.work)
     if 'dev' in parts: dev(a.photos, a.work)
-    if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93)
+    if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93, a.minutes)
     if 'scale' in parts: scale(a.photos, a.work, [int(s) for s in a.sizes.split(',')], a.queries,
                                a.exhaustive_queries)

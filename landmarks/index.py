@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['Neighbours', 'pack_geometry', 'unpack_geometry', 'delf_like', 'project_descriptors', 'index_settings',
-           'Index', 'recall_at_k', 'build_index', 'search_queries']
+           'faiss_settings', 'Index', 'recall_at_k', 'build_index', 'search_queries']
 
 # %% ../nbs/05_kdtree.ipynb #b9f5315d
 import json, math, shutil
@@ -74,7 +74,7 @@ def project_descriptors(x, dim, pca=None):
 # (n,k) float32 distances, (n,k) int32 image numbers (-1 none), (n,k,2) float32 locations
 Neighbours = namedtuple('Neighbours', 'distances images locations')
 
-_DIMS = {'kdtree': 10, 'ivfpq': 40, 'flat': 40}
+_DIMS = {'kdtree': 10, 'ivfpq': 40, 'flat': 40, 'faiss': None}  # faiss: the descriptors' own dimension
 
 # recall@1 aimed at -> (dimensions per PQ byte, nprobe): the first row at or above the target
 _RECALL_STEPS = ((0.5, 4, 8), (0.8, 2, 16), (0.9, 2, 32), (1.0, 1, 64))
@@ -98,6 +98,19 @@ def index_settings(n:int, # vectors in the index
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
                 niter=int(niter), quantizer=quantizer)
 
+# %% ../nbs/05_kdtree.ipynb #5e2c9e78
+def faiss_settings(n:int, # vectors in the index
+                   dim:int=128, # their dimension
+                   recall:float=0.8, # recall@1 aimed at (IVF): picks nprobe (`index_settings`)
+                   flat_max:int=10_000, # up to this many vectors: exact search
+                   nlist:int=None, nprobe:int=None, quantizer:str=None, # IVF (None: by size)
+                   niter:int=10, # k-means iterations (40 points a list: a few suffice)
+                  )->dict:
+    "Settings of the `faiss` kind by size: exact (nlist 0) up to `flat_max` vectors, IVF-SQ8 above."
+    if nlist == 0 or (nlist is None and n <= flat_max): return dict(nlist=0, nprobe=0, flat_max=flat_max)
+    s = index_settings(n, dim, recall, nlist=nlist, nprobe=nprobe, quantizer=quantizer, niter=niter)
+    return dict({k: s[k] for k in ('nlist', 'nprobe', 'niter', 'quantizer')}, flat_max=flat_max)
+
 # %% ../nbs/05_kdtree.ipynb #95fdccdf
 class Index:
     "Nearest neighbours of local descriptors; each stored feature knows its image and keypoint."
@@ -116,22 +129,24 @@ class Index:
 
 # %% ../nbs/05_kdtree.ipynb #85c4da81
 def _faiss_engine(kind, x, packed, settings, seed, chunk):
-    "A trained and filled faiss index (flat or IVF-PQ) whose ids are the packed geometry."
-    d = x.shape[1]
-    if kind == 'flat': index = faiss.IndexIDMap(faiss.IndexFlatL2(d))
+    "A trained and filled faiss index (flat, IVF-PQ, or IVF-SQ8 for `faiss`) whose ids are the packed geometry."
+    d, s = x.shape[1], settings
+    if kind == 'flat' or (kind == 'faiss' and not s['nlist']): index = faiss.IndexIDMap(faiss.IndexFlatL2(d))
     else:
-        s = settings
         hnsw, flat = s.get('quantizer') == 'hnsw', faiss.IndexFlatL2(d)
-        index = faiss.IndexIVFPQ(faiss.IndexHNSWFlat(d, 32) if hnsw else flat, d, s['nlist'], s['m'], s['nbits'])
+        coarse = faiss.IndexHNSWFlat(d, 32) if hnsw else flat
+        if kind == 'faiss': index = faiss.IndexIVFScalarQuantizer(coarse, d, s['nlist'], faiss.ScalarQuantizer.QT_8bit)
+        else:
+            index = faiss.IndexIVFPQ(coarse, d, s['nlist'], s['m'], s['nbits'])
+            index.pq.cp.seed = seed
+            index.pq.cp.niter, index.pq.cp.max_points_per_centroid, index.pq.cp.min_points_per_centroid = (
+                10,
+                32,
+                8,
+            )  # m small k-means
         if hnsw: index.clustering_index = flat   # k-means assigns exactly; the graph is built once, over the centroids
-        index.cp.seed = index.pq.cp.seed = seed
+        index.cp.seed, index.cp.niter = seed, s['niter']
         rng = np.random.default_rng(seed)
-        index.cp.niter = s['niter']
-        index.pq.cp.niter, index.pq.cp.max_points_per_centroid, index.pq.cp.min_points_per_centroid = (
-            10,
-            32,
-            8,
-        )  # m small k-means
         n_train = min(len(x), max(40 * s['nlist'], 10_000))  # 40 points per list (faiss warns below 39)
         index.train(x[np.sort(rng.choice(len(x), n_train, replace=False))])
         index.nprobe, index.clustering_index = s['nprobe'], None
@@ -141,7 +156,7 @@ def _faiss_engine(kind, x, packed, settings, seed, chunk):
 
 # %% ../nbs/05_kdtree.ipynb #9d37d202
 @classmethod
-def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
+def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat' | 'faiss'
                  descriptors, # (N,D) float descriptors (raw with `pca`, else PCA-ordered)
                  images, # (N,) image number of each feature, into `image_ids`
                  locations, # (N,2) keypoint (y, x) in pixels
@@ -150,10 +165,10 @@ def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
                  image_sizes=None, # (n_images, 2) (h, w) of each database image, for the saliency filter
                  seed:int=0, # seeds faiss's k-means
                  chunk:int=1_000_000, # vectors added at a time
-                 **settings): # dim; ivfpq: nlist, m, nbits, nprobe; kdtree: leafsize
+                 **settings): # dim; ivfpq: nlist, m, nbits, nprobe; kdtree: leafsize; faiss: `faiss_settings`
     "Build an `Index` of `kind` from arrays."
     if kind not in _DIMS: raise ValueError(f"index kind must be one of {list(_DIMS)}, got {kind!r}")
-    dim = settings.pop('dim', None) or _DIMS[kind]
+    dim = settings.pop('dim', None) or _DIMS[kind] or np.shape(descriptors)[-1]
     packed = pack_geometry(images, locations)
     x = project_descriptors(descriptors, dim, pca)
     if len(x) != len(packed): raise ValueError(f"{len(x)} descriptors but {len(packed)} images/locations")
@@ -163,7 +178,8 @@ def _from_arrays(cls, kind:str, # 'kdtree' | 'ivfpq' | 'flat'
         s = dict(dim=dim, leafsize=int(settings.pop('leafsize', 16)))
         engine, geometry = cKDTree(x, leafsize=s['leafsize'], balanced_tree=False), packed
     else:
-        s = dict(dim=dim, **(index_settings(len(x), dim, **settings) if kind == 'ivfpq' else {}))
+        chosen = {'ivfpq': index_settings, 'faiss': faiss_settings}.get(kind)
+        s = dict(dim=dim, **(chosen(len(x), dim, **settings) if chosen else {}))
         engine, geometry = _faiss_engine(kind, x, packed, s, seed, chunk), None
     return cls(kind, engine, image_ids, s, pca=pca, geometry=geometry, image_sizes=image_sizes)
 
@@ -188,7 +204,7 @@ def _search(self, descriptors, # (n,D) query descriptors, raw or PCA-ordered lik
            )->Neighbours:
     "The `k` nearest stored features of each query descriptor, in chunks."
     x = project_descriptors(descriptors, self.dim, self.pca)
-    if self.kind == 'ivfpq': self.engine.nprobe = int(nprobe or self.settings['nprobe'])
+    if self.settings.get('nprobe'): self.engine.nprobe = int(nprobe or self.settings['nprobe'])  # an IVF
     dist, packed = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.int64)
     for s in tqdm(range(0, len(x), chunk), desc=f'{self.kind} search', disable=len(x) <= 8 * chunk):
         dist[s:s + chunk], packed[s:s + chunk] = self._search_chunk(x[s:s + chunk], k, max_distance)
@@ -287,8 +303,9 @@ def _load(cls, path, # a folder written by `Index.save`
         engine = cKDTree(points, leafsize=int(meta['settings']['leafsize']), balanced_tree=False)
         geometry = np.load(path / 'geometry.npy', mmap_mode='r' if mmap else None, allow_pickle=False)
     else:
-        flag = (faiss.IO_FLAG_MMAP if meta['kind'] == 'ivfpq' else faiss.IO_FLAG_MMAP_IFC) if mmap else 0
-        if meta['kind'] == 'ivfpq' and _on_disk_lists(path / 'index.faiss'): flag = faiss.IO_FLAG_ONDISK_SAME_DIR
+        ivf = meta['kind'] == 'ivfpq' or bool(meta['settings'].get('nlist'))
+        flag = (faiss.IO_FLAG_MMAP if ivf else faiss.IO_FLAG_MMAP_IFC) if mmap else 0
+        if ivf and _on_disk_lists(path / 'index.faiss'): flag = faiss.IO_FLAG_ONDISK_SAME_DIR
         engine, geometry = faiss.read_index(str(path / 'index.faiss'), flag), None
     index = cls(meta['kind'], engine, meta['image_ids'], meta['settings'], pca=pca, geometry=geometry,
                 image_sizes=meta.get('image_sizes'))
@@ -308,13 +325,13 @@ def _stored_record(path) -> dict:
 
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 out_dir, # the profile's artifact folder; the index goes to out_dir/index/<name>
-                kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat'
+                kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat' | 'faiss'
                 pca_npz=None, # a PCA fitted by landmarks.pca.fit_pca (None: descriptors used as stored)
                 name:str=None, # folder name (default: <store stem>-<kind>)
                 overwrite:bool=False, # rebuild even if the index exists with the same settings
                 seed:int=0, # seeds faiss's k-means
                 batch:int=2000, # images read at a time
-                **settings)->Path: # Index settings (dim, nlist, m, nbits, nprobe, leafsize)
+                **settings)->Path: # Index settings (dim, nlist, m, nbits, nprobe, leafsize, flat_max)
     "Stage: build an `Index` of `kind` over a feature store and save it; returns its folder."
 
     features_h5 = Path(features_h5)
@@ -328,14 +345,14 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
         from landmarks.pca import load_pca
         pca = load_pca(pca_npz)
     ids, desc, imgs, locs, sizes = sorted(stored_ids(features_h5)), [], [], [], []
-    dim = settings.get('dim') or _DIMS.get(kind, 40)
+    dim = settings.get('dim') or _DIMS.get(kind, 40)  # None: the descriptors' own (the `faiss` kind)
     for s in tqdm(range(0, len(ids), batch), desc=f'reading {features_h5.name}', disable=len(ids) <= batch):
         feats = read_features(features_h5, ids=ids[s:s + batch])
         for j, i in enumerate(ids[s:s + batch]):
             f = feats[i]
             sizes.append(np.asarray(f['image_size'], np.int32))
             if not len(f['descriptors']): continue
-            desc.append(project_descriptors(f['descriptors'], dim, pca))
+            desc.append(project_descriptors(f['descriptors'], dim or f['descriptors'].shape[1], pca))
             imgs.append(np.full(len(f['descriptors']), s + j, np.int64))
             locs.append(np.asarray(f['locations'], np.float32))
     if not desc: raise ValueError(f"build_index: {features_h5} holds no descriptors")
@@ -350,14 +367,33 @@ def _features(queries, ids=None):
     if isinstance(queries, dict): return queries if ids is None else {i: queries[i] for i in ids}
     return read_features(queries, ids)
 
+def _batches(counts, batch):
+    "Runs of consecutive query images holding at most `batch` features together (at least one image per run)."
+    run, total = [], 0
+    for n, c in enumerate(counts):
+        if run and total + c > batch:
+            yield run
+            run, total = [], 0
+        run.append(n)
+        total += c
+    if run: yield run
+
 def search_queries(index, # an `Index`
                    queries, # a feature store (.h5) or {id: features}
                    k:int=10, # neighbours per query feature
                    ids=None, # the query ids to run (default: all)
-                   progress:bool=True)->dict:
+                   progress:bool=True,
+                   batch:int=200_000, # query features searched in one call (many images together)
+                  )->dict:
     "{query id: (Neighbours, query locations, query image size)} for every query image."
     feats, out = _features(queries, ids), {}
-    for qid, f in tqdm(feats.items(), desc=f'{index.kind} search', disable=not progress):
-        out[qid] = (index.search(f['descriptors'], k=k), np.asarray(f['locations'], np.float32),
-                    np.asarray(f['image_size']))
+    qids = list(feats)
+    counts = [len(feats[q]['descriptors']) for q in qids]
+    for run in tqdm(list(_batches(counts, batch)), desc=f'{index.kind} search', disable=not progress):
+        nb = index.search(np.concatenate([np.asarray(feats[qids[n]]['descriptors'], np.float32) for n in run]), k=k)
+        ends = np.cumsum([counts[n] for n in run])
+        for n, s, e in zip(run, ends - [counts[n] for n in run], ends):
+            f = feats[qids[n]]
+            out[qids[n]] = (Neighbours(*(a[s:e] for a in nb)), np.asarray(f['locations'], np.float32),
+                            np.asarray(f['image_size']))
     return out

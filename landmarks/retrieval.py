@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['MAX_FEATURES', 'UPRIGHT', 'SHORTLIST', 'GEOMETRY', 'RATIO', 'THRESHOLD', 'EXPAND', 'EXPAND_MIN',
-           'EXPAND_WEIGHT', 'EXPAND_SHORTLIST', 'MIN_INLIERS', 'check_store', 'source_images', 'features_of',
-           'UprightRootSIFT', 'verify_shortlist', 'expand_query', 'check_retrieval', 'same_images',
-           'retrieval_candidates', 'retrieve', 'landmark_votes', 'recognize_by_retrieval', 'pick_examples',
-           'match_figure', 'exhaustive_inliers', 'exhaustive_rankings', 'nearest_verified', 'real_photos_experiment',
-           'retrieve_cli', 'recognize_by_retrieval_cli']
+           'EXPAND_WEIGHT', 'EXPAND_SHORTLIST', 'MIN_INLIERS', 'INDEX_TYPE', 'FILL', 'check_store', 'source_images',
+           'features_of', 'UprightRootSIFT', 'verify_shortlist', 'fill_votes', 'expand_query', 'check_retrieval',
+           'same_images', 'retrieval_candidates', 'retrieve', 'landmark_votes', 'recognize_by_retrieval',
+           'pick_examples', 'match_figure', 'exhaustive_inliers', 'exhaustive_rankings', 'nearest_verified',
+           'real_photos_experiment', 'retrieve_cli', 'recognize_by_retrieval_cli']
 
 # %% ../nbs/07a_retrieval.ipynb #689907db
 import functools, hashlib, json, os, re, time, urllib.parse
@@ -230,6 +230,17 @@ def verify_shortlist(qid, # the query's id
     cands = [Candidate(int(i), int(v), *pairs.query(qid, query, i)) for i, v in zip(imgs, votes)]
     return sorted(cands, key=lambda c: (-c.inliers, -c.votes, c.image))
 
+def fill_votes(cands:list, # a query's verified candidates, best first
+               near:Neighbours, # its neighbours in the index (within the distance limit)
+               fill:int=100, # the list's length
+               exclude=(), # image numbers never returned (the query itself)
+              )->list:
+    "`cands`, then the index's most voted images not among them (unverified: 0 inliers), up to `fill` in all."
+    seen = {c.image for c in cands}
+    imgs, votes = vote_shortlist(near, fill + len(seen), exclude)
+    rest = [Candidate(int(i), int(v), 0, None, None, None) for i, v in zip(imgs, votes) if int(i) not in seen]
+    return list(cands) + rest[:max(0, fill - len(cands))]
+
 # %% ../nbs/07a_retrieval.ipynb #fdb8c4b7
 def expand_query(qid, query:dict, # the query's id and features
                  near:Neighbours, # the query's neighbours in the index (within the distance limit)
@@ -262,14 +273,19 @@ def expand_query(qid, query:dict, # the query's id and features
 
 # %% ../nbs/07a_retrieval.ipynb #db2bc9a4
 # the defaults of `landmarks retrieve` and `recognize --by-retrieval` (RootSIFT): features and verification measured
-# on the dev photos; SHORTLIST, EXPAND, EXPAND_SHORTLIST and MIN_INLIERS chosen by cross-validation of the pipeline
-# itself (folds by landmark), EXPAND_MIN and EXPAND_WEIGHT by the first cross-validation (on every pair's inliers):
-# benchmarks/bench_realphotos.py, benchmarks/results/realphotos*.csv (07a checks realphotos.csv used these values)
-MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 30, 'homography', 0.85, 8.
-EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 3, 10, 0.5, 10, 4
+# on the dev photos; SHORTLIST, EXPAND, EXPAND_SHORTLIST, EXPAND_WEIGHT and MIN_INLIERS chosen by cross-validation of
+# the pipeline itself (folds by landmark; with the faiss index and FILL), EXPAND_MIN by the first cross-validation (on
+# every pair's inliers): benchmarks/bench_realphotos.py, benchmarks/results/realphotos*.csv (07a checks that
+# realphotos.csv used these values)
+MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 10, 'homography', 0.85, 8.
+EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 3, 10, 1.0, 10, 4
+# the index: faiss on the full descriptors (05's `faiss` kind) against the KD-tree on PCA-10, measured side by side
+# on the dev photos (benchmarks/results/realphotos_index.csv)
+INDEX_TYPE = 'faiss'
+FILL = 100  # a query's list: its verified candidates, then other images by votes, to mAP@100's depth
 
 # %% ../nbs/07a_retrieval.ipynb #735bf874
-_FEATURES, _INDEX_TYPES = ('sift', 'delf', 'delf-tfhub'), ('kdtree', 'ivfpq', 'flat')
+_FEATURES, _INDEX_TYPES = ('sift', 'delf', 'delf-tfhub'), ('kdtree', 'ivfpq', 'flat', 'faiss')
 _GEOMETRIES = ('homography', 'fundamental', 'affine', 'index-affine')
 _RETRIEVAL_CHECKS = (  # parameter, test, what it expects
     ('features', lambda v: v in _FEATURES, f'must be one of {", ".join(_FEATURES)}'),
@@ -289,6 +305,7 @@ _RETRIEVAL_CHECKS = (  # parameter, test, what it expects
     ('expand', lambda v: isinstance(v, int) and 0 <= v <= 100, 'must be an integer in 0..100 (0: no query expansion)'),
     ('expand_min', lambda v: isinstance(v, int) and v >= 0, 'must be an integer >= 0'),
     ('expand_shortlist', lambda v: isinstance(v, int) and 1 <= v <= 10_000, 'must be an integer in 1..10000'),
+    ('fill', lambda v: isinstance(v, int) and 0 <= v <= 10_000, 'must be an integer in 0..10000 (0: verified only)'),
 )
 
 def check_retrieval(cli:bool=False, # name parameters as options (`--max-distance`)
@@ -324,7 +341,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
                          queries_src, # query images, the same kinds
                          work_dir, # where features and indexes are cached
                          features:str='sift', # 03_delf backend
-                         index_type:str='kdtree', # 'kdtree' | 'ivfpq' | 'flat'
+                         index_type:str=INDEX_TYPE, # 'faiss' (full descriptors) | 'kdtree' | 'ivfpq' | 'flat'
                          k:int=10, max_distance:float=0.8, # neighbours per query feature
                          query_min:float=0., db_min:float=0., # saliency thresholds (07)
                          shortlist:int=SHORTLIST, # images verified per query, chosen by the index's votes
@@ -333,6 +350,7 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
                          expand:int=EXPAND, expand_min:int=EXPAND_MIN, # query expansion: images, inliers to join
                          expand_weight:float=EXPAND_WEIGHT, # share of an expansion's inliers in the score
                          expand_shortlist:int=EXPAND_SHORTLIST, # images expansion verifies or rescores
+                         fill:int=FILL, # list length: after the verified candidates, images by votes (0: none)
                          index_role:str='index', # 'index', or 'train' for recognition
                          memo:dict=None, # searches and verified pairs kept across calls with the same settings
                          stats:dict=None, # filled with `queries`, `pairs` verified and `asked` (memo hits too)
@@ -340,10 +358,10 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
     "(Index, {query id: [Candidate] best first}) for every query, never returned for itself (`same_images`)."
     check_retrieval(features=features, index_type=index_type, k=k, max_distance=max_distance, query_min=query_min,
                     db_min=db_min, shortlist=shortlist, geometry=geometry, ratio=ratio, threshold=threshold,
-                    expand=expand, expand_min=expand_min, expand_shortlist=expand_shortlist)
+                    expand=expand, expand_min=expand_min, expand_shortlist=expand_shortlist, fill=fill)
     ix_h5 = features_of(index_src, index_role, work_dir, features, data_dir, progress, **extract)
     q_h5 = features_of(queries_src, 'queries', work_dir, features, data_dir, progress, **extract)
-    pca = _pca_for(ix_h5, work_dir, seed)
+    pca = None if index_type == 'faiss' else _pca_for(ix_h5, work_dir, seed)  # faiss: descriptors as stored
     index = Index.load(build_index(ix_h5, work_dir, kind=index_type, pca_npz=pca, seed=seed))
     from landmarks.features import read_features
     queries = read_features(q_h5)
@@ -377,6 +395,9 @@ def retrieval_candidates(index_src, # index images: GLD dataset / spec, photo fo
         finally: torch.set_num_threads(threads)
         done, asked = pairs.done, pairs.asked
     if stats is not None: stats.update(queries=len(searched), pairs=done, asked=asked)
+    if fill:
+        cands = {q: fill_votes(cs, neighbours_within(searched[q][0], k, max_distance), fill, same.get(q, ()))
+                 for q, cs in cands.items()}
     if index.image_sizes is not None:
         cands = {q: apply_saliency(cs, searched[q][2], index.image_sizes, query_min, db_min) for q, cs in cands.items()}
     return index, cands
@@ -448,7 +469,7 @@ def pick_examples(cands:dict, # {query id: [Candidate]}
         if not solution.get(q): continue
         for r, c in enumerate(cs[:1]):  # the first-ranked candidate
             if image_ids[c.image] in solution[q] and c.inliers > good[2]: good = (q, c, c.inliers)
-        for c in cs:
+        for c in (c for c in cs if c.src is not None):   # verified only (`fill_votes` appends unverified ones)
             if image_ids[c.image] not in solution[q] and c.inliers > bad[2]: bad = (q, c, c.inliers)
     return {k: v[:2] for k, v in (('good', good), ('spurious', bad)) if v[0] is not None}
 
@@ -524,7 +545,7 @@ def _all_pairs(feats, ids, inl, residual_threshold, max_trials, seed, progress):
 def real_photos_experiment(root, # photo folder root/<landmark>/<image>
                            out_dir, # tables/real_photos.csv goes here
                            max_features:int=MAX_FEATURES, image_size:int=None, upright:bool=UPRIGHT, # RootSIFT settings
-                           index_type:str='kdtree', # the index
+                           index_type:str=INDEX_TYPE, # the index
                            seed:int=0, overwrite:bool=False, progress:bool=True,
                            **settings)->Path: # `retrieval_candidates` settings (default: its frozen defaults)
     "Stage: mAP@100, GAP and time of the indexed pipeline (with, without query expansion) and of exhaustive matching."
@@ -568,7 +589,8 @@ def real_photos_experiment(root, # photo folder root/<landmark>/<image>
     n = len(ids)
     table = pd.DataFrame(rows).assign(seconds_per_query=lambda d: d.seconds / n, images=n,
                                       landmark_queries=len(solution), max_features=max_features,
-                                      image_size=image_size, upright=upright, load=os.getloadavg()[0])
+                                      image_size=image_size, upright=upright, index_type=index_type,
+                                      load=os.getloadavg()[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp: table.to_csv(tmp, index=False)
     return store_settings(out, record)
@@ -612,7 +634,7 @@ def retrieve_cli(index:str=None, # index images: GLD-layout dataset, synth:... s
                  queries:str=None, # query images, the same kinds
                  out:str='submission.csv', # the Kaggle retrieval submission (id,images)
                  features:str='sift', # local features: sift | delf | delf-tfhub
-                 index_type:str='kdtree', # kdtree | ivfpq | flat
+                 index_type:str=INDEX_TYPE, # faiss | kdtree | ivfpq | flat
                  work_dir:str='data/work', # cache of features and indexes
                  data_dir:str='data', # where SynthLandmarks datasets live
                  k:int=10, # neighbours per query feature
@@ -643,7 +665,7 @@ def recognize_by_retrieval_cli(index:str=None, # labelled images: GLD-layout dat
                                queries:str=None, # query images: GLD-layout dataset (its test split), folder or store
                                out:str='submission.csv', # the Kaggle recognition submission (id,landmarks)
                                labels:str=None, # CSV id,landmark_id when --index is a feature store
-                               features:str='sift', index_type:str='kdtree', work_dir:str='data/work',
+                               features:str='sift', index_type:str=INDEX_TYPE, work_dir:str='data/work',
                                data_dir:str='data',
                                k:int=10, max_distance:float=0.8, max_features:int=MAX_FEATURES, image_size:int=None,
                                model:str=None, oriented:bool=False, seed:int=0,

@@ -25,7 +25,7 @@ def _run(*args):
     main([str(a) for a in args])
 
 
-@pytest.mark.parametrize('kind', ['kdtree', 'ivfpq', 'flat'])
+@pytest.mark.parametrize('kind', ['kdtree', 'ivfpq', 'flat', 'faiss'])
 def test_retrieve_gld(gld, kind):
     d, g = gld
     out = d / f'sub-{kind}.csv'
@@ -47,9 +47,31 @@ def test_store_as_index_and_queries_never_returns_itself(gld):
     # the same features found their own image first when not excluded: the exclusion is what keeps them out
     from landmarks.index import Index
     from landmarks.features import read_features
-    ix = Index.load(next((d / 'w' / 'index').glob(f'{store.stem}-kdtree')))
+    ix = Index.load(next((d / 'w' / 'index').glob(f'{store.stem}-faiss')))   # the default index, built just above
+    assert ix.kind == 'faiss' and ix.dim == 128 and ix.pca is None          # the full RootSIFT descriptors
     f = read_features(store, ids=[ix.image_ids[2]])[ix.image_ids[2]]
     assert np.bincount(ix.search(f['descriptors'], k=1).images[:, 0]).argmax() == 2
+
+
+def _unit(n, d=128, seed=0):
+    x = np.abs(np.random.default_rng(seed).standard_normal((n, d))).astype(np.float32)  # RootSIFT-like: >= 0, norm 1
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_faiss_index_finds_the_exact_neighbours():
+    "The `faiss` kind: exact below flat_max (the same neighbours as numpy), and an IVF visiting every list agrees."
+    from landmarks.index import Index
+    db, q = _unit(3000), _unit(50, seed=1)
+    images, locs = np.arange(3000) // 30, np.zeros((3000, 2), np.float32)
+    exact = np.argsort(((q[:, None] - db[None]) ** 2).sum(-1), axis=1)[:, :5] // 30
+    flat = Index.from_arrays('faiss', db, images, locs)
+    assert flat.settings['nlist'] == 0 and flat.dim == 128
+    assert (flat.search(q, k=5).images == exact).all()
+    ivf = Index.from_arrays('faiss', db, images, locs, nlist=16, nprobe=16)
+    assert ivf.settings['nlist'] == 16
+    assert (ivf.search(q, k=1).images[:, 0] == exact[:, 0]).mean() >= 0.95   # 8-bit codes: near ties may swap
+    own = ivf.search(db[:300], k=1).images[:, 0]                             # stored vectors find their own image
+    assert (own == images[:300]).mean() >= 0.99
 
 
 def test_recognize_by_retrieval_photo_folder(gld, tmp_path):
