@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['Neighbours', 'pack_geometry', 'unpack_geometry', 'delf_like', 'project_descriptors', 'index_settings',
-           'faiss_settings', 'Index', 'recall_at_k', 'build_index', 'search_queries']
+           'faiss_settings', 'Index', 'recall_at_k', 'size_rules', 'build_index', 'search_queries']
 
 # %% ../nbs/05_kdtree.ipynb #b9f5315d
 import json, math, shutil
@@ -323,6 +323,14 @@ def _stored_record(path) -> dict:
     meta = read_json(Path(path) / 'meta.json', {})
     return meta.get('record') if meta.get('format') == _FORMAT else None
 
+def size_rules(kind:str)->dict:
+    "The defaults the by-size choice of `kind`'s settings rests on: in an index's record, so a changed one rebuilds."
+    import inspect
+    fns = {'faiss': (faiss_settings, index_settings), 'ivfpq': (index_settings,)}.get(kind, ())
+    rules = {f.__name__: {k: p.default for k, p in inspect.signature(f).parameters.items()
+                          if p.default is not inspect.Parameter.empty and p.default is not None} for f in fns}
+    return dict(rules, recall_steps=_RECALL_STEPS) if fns else {}
+
 def build_index(features_h5, # the feature store (HDF5: one group per image id)
                 out_dir, # the profile's artifact folder; the index goes to out_dir/index/<name>
                 kind:str='ivfpq', # 'kdtree' | 'ivfpq' | 'flat' | 'faiss'
@@ -338,7 +346,8 @@ def build_index(features_h5, # the feature store (HDF5: one group per image id)
     if not features_h5.exists(): raise FileNotFoundError(f"build_index: feature store {features_h5} does not exist")
     path = Path(out_dir) / 'index' / (name or f"{features_h5.stem}-{kind}")
     record = dict(features=str(features_h5.resolve()), mtime=features_h5.stat().st_mtime, kind=kind,
-                  pca=str(Path(pca_npz).resolve()) if pca_npz else None, seed=seed, **settings)
+                  pca=str(Path(pca_npz).resolve()) if pca_npz else None, seed=seed, **settings,
+                  rules=size_rules(kind))
     if cached_stage(path, record, overwrite, stored=_stored_record) == 'skip': return path
     pca = None
     if pca_npz:

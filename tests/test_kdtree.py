@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from landmarks.index import Index, build_index, delf_like, pack_geometry, unpack_geometry, recall_at_k, _nbytes
+from landmarks.data import same_settings
 
 
 @settings(deadline=None)
@@ -107,6 +108,20 @@ def test_build_index_changed_settings_rebuild(store):
     assert build_index(h5, d / 'cache', kind='kdtree', leafsize=8) == p
     assert json.loads((p / 'meta.json').read_text())['record']['leafsize'] == 8
     assert Index.load(p).settings['leafsize'] == 8
+
+
+def test_index_built_under_other_size_rules_is_rebuilt(store):
+    "An index cached under other by-size defaults (faiss_settings' niter 20, as an older version chose) is rebuilt."
+    from landmarks.index import size_rules
+    d, gld, h5 = store
+    p = build_index(h5, d / 'rules', kind='faiss')
+    meta = json.loads((p / 'meta.json').read_text())
+    assert same_settings(meta['record']['rules'], size_rules('faiss'))
+    meta['record']['rules']['faiss_settings']['niter'] = 20          # what the older defaults recorded
+    (p / 'meta.json').write_text(json.dumps(meta))
+    mtime = (p / 'meta.json').stat().st_mtime_ns
+    assert build_index(h5, d / 'rules', kind='faiss') == p and (p / 'meta.json').stat().st_mtime_ns != mtime
+    assert same_settings(json.loads((p / 'meta.json').read_text())['record']['rules'], size_rules('faiss'))
 
 
 def test_build_index_errors(tmp_path):
