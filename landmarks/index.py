@@ -85,7 +85,8 @@ def index_settings(n:int, # vectors in the index
                    nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, # None: chosen by size and recall
                    quantizer:str=None, # coarse quantizer: 'flat' | 'hnsw' (None: HNSW from 2,048 lists on)
                    niter:int=20)->dict: # k-means iterations of the coarse quantizer
-    "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists."
+    "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
+    "nprobe x round(sqrt(n/10^7)) past 10^7 (denser collections spread a neighbourhood over more lists)."
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
     lists = 4 * math.sqrt(n) * max(1, n / 10**6) ** (1 / 6)   # past 10^6 lists shorten: a probe scans ~n^(1/3)
@@ -95,6 +96,7 @@ def index_settings(n:int, # vectors in the index
     nbits = nbits or max(1, min(8, int(math.log2(max(n, 2)))))
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
+    probes *= max(1, round(math.sqrt(n / 10**7)))   # denser: a neighbourhood spans more lists (10_scale, recall@k)
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
                 niter=int(niter), quantizer=quantizer)
 

@@ -6,7 +6,7 @@
 __all__ = ['COST_METRICS', 'GLD_V2', 'SynthVectors', 'train_ivfpq', 'fill_parts', 'merge_parts', 'load_index',
            'build_ooc_index', 'search_parts', 'same_answers', 'search_images', 'shard_index', 'RayIndex',
            'FeatureShards', 'as_index', 'build_shard_index', 'measure_index', 'cost_table', 'measure_extraction',
-           'fit_costs', 'extrapolate', 'plot_costs', 'size_cluster']
+           'scanned', 'fit_costs', 'extrapolate', 'plot_costs', 'size_cluster']
 
 # %% ../nbs/10_scale.ipynb #785f4db2
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -508,12 +508,13 @@ def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_que
     if not cache.exists():
         with atomic_path(cache) as tmp, open(tmp, 'wb') as f: np.save(f, exact)
     exact_s = time.perf_counter() - t
-    found = idx.search(np.concatenate([qr, qm]), 1)[1][:, 0]
-    hit = found == exact
+    found = idx.search(np.concatenate([qr, qm]), k)[1]
+    hit, near = found[:, 0] == exact, (found == exact[:, None]).any(1)   # first, or among the k returned
     return dict(query_s_per_image=float(np.median(times)), query_s_per_image_batched=batched, query_s_first_image=first,
                 query_base_rss_mb=base,
                 query_peak_rss_mb=peak, recall1_random=float(hit[:len(qr)].mean()),
-                recall1_matched=float(hit[len(qr):].mean()), recall_queries=len(qr), exact_s=exact_s)
+                recall1_matched=float(hit[len(qr):].mean()), recall_queries=len(qr), exact_s=exact_s,
+                recallk_random=float(near[:len(qr)].mean()), recallk_matched=float(near[len(qr):].mean()))
 
 def _without(record, keys):
     "`record` with `keys` of its settings dropped."
@@ -626,12 +627,17 @@ def measure_extraction(images, # as extract_shards
 # %% ../nbs/10_scale.ipynb #7d82a6c2
 COST_METRICS = {'build_s': ('build time (s)', 'n'), 'peak_rss_mb': ('peak memory of the build (MB)', 'n'),
                 'index_bytes': ('index on disk (bytes)', 'n'),
-                'query_s_per_image': ('query time per 1,000-feature image (s)', 'sqrt')}
-_MODELS = {'n': lambda n: n, 'sqrt': np.sqrt}   # the fitted cost is a + b model(n)
+                'query_s_per_image': ('query time per 1,000-feature image (s)', 'scan')}
+
+def scanned(n):
+    "Vectors a query feature scans in an index of `n` (index_settings' defaults): nprobe lists of n / nlist."
+    return np.array([s['nprobe'] * x / s['nlist'] for x in np.atleast_1d(n) for s in [index_settings(int(x))]])
+
+_MODELS = {'n': lambda n: n, 'sqrt': np.sqrt, 'scan': scanned}   # the fitted cost is a + b model(n)
 
 def fit_costs(table:pd.DataFrame, # rows of measure_index
               metrics=tuple(COST_METRICS)) -> pd.DataFrame:
-    "Least squares `a + b n` (or `a + b sqrt(n)` where COST_METRICS says so) per metric: model, intercept, slope."
+    "Least squares `a + b model(n)` per metric (COST_METRICS: n, sqrt(n) or the vectors scanned): the fits."
     if len(table) < 2: raise ValueError(f"fit_costs: need at least 2 sizes, got {len(table)}")
     n = table.n.to_numpy(float)
     models = {k: COST_METRICS.get(k, (k, 'n'))[1] for k in metrics}
