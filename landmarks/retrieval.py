@@ -277,8 +277,8 @@ def expand_query(qid, query:dict, # the query's id and features
 # the pipeline itself (folds by landmark; with the faiss index and FILL), EXPAND_MIN by the first cross-validation (on
 # every pair's inliers): benchmarks/bench_realphotos.py, benchmarks/results/realphotos*.csv (07a checks that
 # realphotos.csv used these values)
-MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 10, 'homography', 0.85, 8.
-EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 3, 10, 1.0, 10, 4
+MAX_FEATURES, UPRIGHT, SHORTLIST, GEOMETRY, RATIO, THRESHOLD = 2000, True, 20, 'homography', 0.85, 8.
+EXPAND, EXPAND_MIN, EXPAND_WEIGHT, EXPAND_SHORTLIST, MIN_INLIERS = 3, 10, 0.5, 10, 4
 # the index: faiss on the full descriptors (05's `faiss` kind) against the KD-tree on PCA-10, measured side by side
 # on the dev photos (benchmarks/results/realphotos_index.csv)
 INDEX_TYPE = 'faiss'
