@@ -60,8 +60,8 @@ def dev(photos, work):
     _write(table.assign(**settings, fill=FILL), 'realphotos.csv')
 
 
-def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
-    "The indexed pipeline at the frozen settings with each index kind on the dev photos, side by side in one run."
+def _dev_set(photos, work):
+    "The dev photos' folder, feature store (the defaults' features), retrieval and recognition truth, landmarks."
     gld = load_folder(photos)
     h5 = features_of(photos, 'index', Path(work) / 'work', 'sift', progress=False, max_features=MAX_FEATURES,
                      image_size=None, upright=UPRIGHT or None)
@@ -69,6 +69,12 @@ def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
     lab = dict(zip(gld.train.id, gld.train.landmark_id))
     rs = gld.recognition_solution
     truth = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
+    return gld, h5, sol, lab, truth
+
+
+def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
+    "The indexed pipeline at the frozen settings with each index kind on the dev photos, side by side in one run."
+    gld, h5, sol, lab, truth = _dev_set(photos, work)
     settings = chosen()
     min_inliers = settings.pop('min_inliers')
     rows = []
@@ -102,13 +108,7 @@ def _folds(ids, lab, folds, seed):
 
 def cv(photos, work, folds=3, seed=0):
     "Shortlists, query expansion and recognition settings by cross-validation on the dev photos, folds by landmark."
-    gld = load_folder(photos)
-    h5 = features_of(photos, 'index', Path(work) / 'work', 'sift', progress=False, max_features=MAX_FEATURES,
-                     image_size=None, upright=UPRIGHT or None)
-    sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
-    lab = dict(zip(gld.train.id, gld.train.landmark_id))
-    rs = gld.recognition_solution
-    truth = {q: {int(v)} if v else set() for q, v in zip(rs.id, rs.landmarks)}
+    gld, h5, sol, lab, truth = _dev_set(photos, work)
     ids = sorted(gld.index.id)
     fold_of = _folds(ids, lab, folds, seed)
     grid = [dict(shortlist=s, expand=e, expand_shortlist=x, expand_weight=w) for s in (10, 20, 30)
