@@ -2,18 +2,20 @@
 
     flock /work/wt/bench.lock nice -n 5 python benchmarks/bench_realphotos.py --part cv   # then dev, then scale
 
-`--part index`: the indexed pipeline at the frozen settings with the KD-tree on PCA-10 and with faiss on the full
-RootSIFT descriptors, side by side on the dev photos, to results/realphotos_index.csv. `--part cv`: the shortlists,
-query expansion and recognition settings chosen by 3-fold cross-validation (folds by landmark) on the dev photos,
-running the indexed pipeline itself for every setting (pairs verified once, shared by the runs), to
-results/realphotos_cv.csv; the setting most folds choose (among equally many, the best mean training score) is frozen as
-the defaults (`landmarks.retrieval`). `--part dev`: `landmarks.retrieval.real_photos_experiment` at those settings on
-the dev photos (mAP@100, GAP, seconds and pairs verified per query) beside exhaustive affine matching of every pair, in
-one run, to results/realphotos.csv. `--part scale`: seconds per query of the indexed pipeline and of exhaustive matching
-with the dev photos plus SynthLandmarks distractors as the index (`--sizes` images), side by side in one run (exhaustive
-timed on `--exhaustive-queries` of the queries), to results/realphotos_scale.csv (`--part distractors` makes and
-extracts the distractors alone, so that a large size can be split into two locked runs). Every CSV names the command
-that made it and the 1-minute load average when it started (above 2.5: under load; compare the ratios within one run).
+`--part features`: the indexed pipeline at the frozen settings with 1,000, 2,000 and 4,000 upright RootSIFT features per
+photo (`--counts`), side by side, to results/realphotos_features.csv. `--part index`: the indexed pipeline at the frozen
+settings with the KD-tree on PCA-10 and with faiss on the full RootSIFT descriptors, side by side on the dev photos, to
+results/realphotos_index.csv. `--part cv`: the shortlists, query expansion and recognition settings chosen by 3-fold
+cross-validation (folds by landmark) on the dev photos, running the indexed pipeline itself for every setting (pairs
+verified once, shared by the runs), to results/realphotos_cv.csv; the setting most folds choose (among equally many, the
+best mean training score) is frozen as the defaults (`landmarks.retrieval`). `--part dev`:
+`landmarks.retrieval.real_photos_experiment` at those settings on the dev photos (mAP@100, GAP, seconds and pairs
+verified per query) beside exhaustive affine matching of every pair, in one run, to results/realphotos.csv. `--part
+scale`: seconds per query of the indexed pipeline and of exhaustive matching with the dev photos plus SynthLandmarks
+distractors as the index (`--sizes` images), side by side in one run (exhaustive timed on `--exhaustive-queries` of the
+queries), to results/realphotos_scale.csv (`--part distractors` makes and extracts the distractors alone, so that a
+large size can be split into two locked runs). Every CSV names the command that made it and the 1-minute load average
+when it started (above 2.5: under load; compare the ratios within one run).
 """
 import argparse, json, os, shlex, sys, time
 from urllib.parse import quote
@@ -60,10 +62,10 @@ def dev(photos, work):
     _write(table.assign(**settings, fill=FILL), 'realphotos.csv')
 
 
-def _dev_set(photos, work):
-    "The dev photos' folder, feature store (the defaults' features), retrieval and recognition truth, landmarks."
+def _dev_set(photos, work, max_features=MAX_FEATURES):
+    "The dev photos' folder, feature store (RootSIFT as the defaults), retrieval and recognition truth, landmarks."
     gld = load_folder(photos)
-    h5 = features_of(photos, 'index', Path(work) / 'work', 'sift', progress=False, max_features=MAX_FEATURES,
+    h5 = features_of(photos, 'index', Path(work) / 'work', 'sift', progress=False, max_features=max_features,
                      image_size=None, upright=UPRIGHT or None)
     sol = {q: set(v.split()) for q, v in zip(gld.retrieval_solution.id, gld.retrieval_solution.images)}
     lab = dict(zip(gld.train.id, gld.train.landmark_id))
@@ -72,13 +74,14 @@ def _dev_set(photos, work):
     return gld, h5, sol, lab, truth
 
 
-def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
-    "The indexed pipeline at the frozen settings with each index kind on the dev photos, side by side in one run."
-    gld, h5, sol, lab, truth = _dev_set(photos, work)
+def index_types(photos, work, kinds=('kdtree', 'faiss'), counts=(MAX_FEATURES,), name='realphotos_index.csv',
+                seed=0):
+    "The indexed pipeline at the frozen settings with each index kind (and feature count) on the dev photos, one run."
     settings = chosen()
     min_inliers = settings.pop('min_inliers')
     rows = []
-    for kind in kinds:
+    for count, kind in [(c, k) for c in counts for k in kinds]:
+        gld, h5, sol, lab, truth = _dev_set(photos, work, count)
         t = time.perf_counter()
         retrieval_candidates(h5, h5, Path(work) / 'work', index_type=kind, progress=False, shortlist=1, expand=0)
         build = time.perf_counter() - t  # the index (built once; not in the time per query)
@@ -94,9 +97,9 @@ def index_types(photos, work, kinds=('kdtree', 'faiss'), seed=0):
                          mAP=mean_average_precision({q: ranks[q] for q in sol}, sol),
                          GAP=global_average_precision(votes, truth), seconds_per_query=dt / len(cands),
                          build_seconds=build, pairs_per_query=stats['pairs'] / stats['queries'], images=len(cands),
-                         fill=FILL, load=LOAD, **settings, min_inliers=min_inliers))
+                         fill=FILL, load=LOAD, max_features=count, **settings, min_inliers=min_inliers))
         print(rows[-1], flush=True)
-    _write(pd.DataFrame(rows), 'realphotos_index.csv')
+    _write(pd.DataFrame(rows), name)
 
 
 def _folds(ids, lab, folds, seed):
@@ -251,6 +254,7 @@ if __name__ == '__main__':
     p.add_argument('--work', default='/tmp/realphotos/bench')
     p.add_argument('--part', default='dev,cv,scale')
     p.add_argument('--sizes', default='100,1000')
+    p.add_argument('--counts', default='1000,2000,4000', help='features: RootSIFT features per photo compared')
     p.add_argument('--queries', type=int, default=6, help='scale: queries timed on the indexed pipeline')
     p.add_argument('--exhaustive-queries', type=int, default=2, help='scale: of those, the queries timed exhaustively')
     p.add_argument('--minutes', type=float, help='distractors: start no chunk after this (run again to go on)')
@@ -258,6 +262,8 @@ if __name__ == '__main__':
     parts = a.part.split(',')
     if 'cv' in parts: cv(a.photos, a.work)
     if 'index' in parts: index_types(a.photos, a.work)
+    if 'features' in parts:
+        index_types(a.photos, a.work, ('faiss',), [int(c) for c in a.counts.split(',')], 'realphotos_features.csv')
     if 'dev' in parts: dev(a.photos, a.work)
     if 'distractors' in parts: distractors(a.work, max(int(s) for s in a.sizes.split(',')) - 93, a.minutes)
     if 'scale' in parts: scale(a.photos, a.work, [int(s) for s in a.sizes.split(',')], a.queries,
