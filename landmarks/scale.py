@@ -503,10 +503,12 @@ def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_que
     qr, (qm, _) = src.queries(recall_queries, seed=7), src.matching(recall_queries, seed=8)
     t = time.perf_counter()
     # the exact answers depend on the vectors and queries only: kept beside the index, a rerun skips them
-    cache = Path(index).parent / f'exact_{n}_{batch_size}_{seed}_{recall_queries}.npy'
-    exact = np.load(cache) if cache.exists() else _exact_nn(src, np.concatenate([qr, qm]))
-    if not cache.exists():
-        with atomic_path(cache) as tmp, open(tmp, 'wb') as f: np.save(f, exact)
+    cache = Path(index).parent / f'exact_{recall_queries}.npy'
+    asked = dict(n=n, batch_size=batch_size, seed=seed, recall_queries=recall_queries)
+    if cached_stage(cache, asked) == 'run':
+        with atomic_path(cache) as tmp, open(tmp, 'wb') as f: np.save(f, _exact_nn(src, np.concatenate([qr, qm])))
+        store_settings(cache, asked)
+    exact = np.load(cache)
     exact_s = time.perf_counter() - t
     found = idx.search(np.concatenate([qr, qm]), k)[1]
     hit, near = found[:, 0] == exact, (found == exact[:, None]).any(1)   # first, or among the k returned
