@@ -9,6 +9,8 @@ bench_scale.py (one size, in memory: the codes and not the storage are compared)
 features against exact search for the faiss codes of 20 bytes and fewer that fit 40-D vectors: PQ20x8 (the
 default), OPQ before PQ20x8, PQ20x7 (18 bytes), PQ40x4 (20 bytes of 4-bit codes), OPQ to 38 dimensions with
 PQ19x8 (19 bytes) and PQ10x8 (10 bytes). Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe.
+`--rerank R` also measures recall@1 once the top R candidates are re-ranked by exact distance (the vectors read
+back: landmarks.scale.Reranked), the out-of-core index's default; `recall1_reranked` in the CSV.
 Writes benchmarks/results/scale_codes.csv with the command and the 1-minute load average at the start.
 """
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
@@ -21,7 +23,7 @@ import pandas as pd
 
 from landmarks.data import atomic_path
 from landmarks.index import index_settings
-from landmarks.scale import SynthVectors
+from landmarks.scale import Reranked, SynthVectors
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 CODES = ('PQ20x8', 'OPQ20,PQ20x8', 'PQ20x7', 'PQ40x4', 'OPQ19_38,PQ19x8', 'PQ10x8')
@@ -33,8 +35,8 @@ def exact_nn(src, q):
     return ids[faiss.knn(q, x, 1)[1][:, 0]]
 
 
-def measure(code, src, q, truth, nlist, nprobe):
-    "Train, fill and search one IVF index with this code: its bytes and recall@1."
+def measure(code, src, q, truth, nlist, nprobe, rerank):
+    "Train, fill and search one IVF index with this code: its bytes, recall@1, and recall@1 after exact re-ranking."
     pre, _, pq = code.rpartition(',')
     index = faiss.index_factory(src.d, f"{pre + ',' if pre else ''}IVF{nlist},{pq}")
     t0 = time.perf_counter()
@@ -46,8 +48,10 @@ def measure(code, src, q, truth, nlist, nprobe):
     ivf.nprobe = nprobe
     found = index.search(q, 1)[1][:, 0]
     t2 = time.perf_counter()
+    reranked = Reranked(index, x, rerank).search(q, 1)[1][:, 0] if rerank else found
     return dict(code=code, code_bytes=int(ivf.code_size), bytes_with_id=int(ivf.code_size) + 8,
-                recall1_random=float(np.mean(found == truth)), build_s=t1 - t0, search_s=t2 - t1)
+                recall1_random=float(np.mean(found == truth)), rerank=rerank,
+                recall1_reranked=float(np.mean(reranked == truth)), build_s=t1 - t0, search_s=t2 - t1)
 
 
 def main():
@@ -56,6 +60,7 @@ def main():
     p.add_argument('--queries', type=int, default=2000, help='random query features checked against exact search')
     p.add_argument('--codes', default=','.join(c.replace(',', '+') for c in CODES),
                    help="faiss codes, comma-separated ('+' for a pre-transform: OPQ20+PQ20x8)")
+    p.add_argument('--rerank', type=int, default=16, help='candidates re-ranked by exact distance (0: none)')
     a = p.parse_args()
     load = os.getloadavg()[0]
     faiss.omp_set_num_threads(os.cpu_count())
@@ -67,7 +72,7 @@ def main():
     rows = []
     for code in a.codes.split(','):
         rows.append(dict(n=n, nlist=s['nlist'], nprobe=s['nprobe'], queries=a.queries,
-                         **measure(code.replace('+', ','), src, q, truth, s['nlist'], s['nprobe'])))
+                         **measure(code.replace('+', ','), src, q, truth, s['nlist'], s['nprobe'], a.rerank)))
         print(rows[-1], flush=True)
     command = 'python benchmarks/bench_codes.py ' + ' '.join(shlex.quote(x) for x in sys.argv[1:])
     table = pd.DataFrame(rows).assign(load=load, command=command)

@@ -3,8 +3,9 @@
 Each index size is built and searched in fresh processes (landmarks.scale.measure_index) with the settings
 landmarks.index.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
 measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
-exact search. Rows are appended to benchmarks/results/scale_index.csv as they finish, with the command that made
-them, the commit and the machine's load; sizes already there (for the same --recall) are skipped (--redo replaces
+exact search (after the exact re-ranking of the top --rerank candidates, from the vectors kept on disk). Rows are
+appended to benchmarks/results/scale_index.csv as they finish, with the command that made them, the commit and the
+machine's load; sizes already there (for the same --recall) are skipped (--redo replaces
 them). A long size can run in two parts: `--part build --work DIR` builds and keeps the index (and its build.json),
 `--part query --work DIR` then searches it and writes the row (each part under the benchmark lock on its own).
 `--extract` times the same images through the single-process engine and through Ray with 1 and 2 workers
@@ -31,6 +32,8 @@ def main():
     p.add_argument('--nlist', type=int, default=None, help='default: chosen by size (index_settings)')
     p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
+    p.add_argument('--rerank', type=int, default=16,
+                   help='candidates re-ranked by exact distance from the kept vectors (0: none, and twice the code bytes)')
     p.add_argument('--recall-queries', type=int, default=1000,
                    help='query features of each kind checked against exact search (1,000: a standard error of '
                         'about 0.013 on a recall near 0.8)')
@@ -69,6 +72,7 @@ def main():
                              f'start{", under load" if load > 2.5 else ""}): times are upper bounds',
                      date=time.strftime('%Y-%m-%d %H:%M'))
         t = cost_table(sizes, work, csv=csv, extra=extra, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=a.nprobe,
+                       rerank=a.rerank,
                        batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
                        recall_queries=a.recall_queries, part=a.part)
     if a.part == 'build': return print(f'built {a.sizes} in {a.work} (load average {load:.1f} at start)')
@@ -77,7 +81,8 @@ def main():
               f"peak {r.peak_rss_mb:7.0f} MB, "
               f"{r.bytes_per_feature:5.1f} B/feature, query {r.query_s_per_image:6.3f} s per 1,000-feature image "
               f"({1000 / r.query_s_per_image:8,.0f} query features/s), recall@1 {r.recall1_matched:.3f} matched, "
-              f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer})")
+              f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer}, "
+              f"re-rank {r.rerank})")
 
 def _command(): return ' '.join(['python benchmarks/bench_scale.py'] + sys.argv[1:])
 

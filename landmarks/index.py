@@ -84,11 +84,15 @@ def index_settings(n:int, # vectors in the index
                    recall:float=0.8, # recall@1 against exact search aimed at: picks the PQ bytes and nprobe
                    nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, # None: chosen by size and recall
                    quantizer:str=None, # coarse quantizer: 'flat' | 'hnsw' (None: HNSW from 2,048 lists on)
-                   niter:int=20)->dict: # k-means iterations of the coarse quantizer
+                   niter:int=20, # k-means iterations of the coarse quantizer
+                   rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
-    "nprobe x round(sqrt(n/10^7)) past 10^7 (denser collections spread a neighbourhood over more lists)."
+    "nprobe x round(sqrt(n/10^7)) past 10^7 (denser collections spread a neighbourhood over more lists); half the"
+    "code bytes when the top `rerank` are re-ranked (the code only has to bring the neighbour among them)."
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
+    if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
+    per_byte *= 2 if rerank else 1   # benchmarks/results/scale_codes.csv: PQ10 + exact top 16 beats PQ20 alone
     lists = 4 * math.sqrt(n) * max(1, n / 10**6) ** (1 / 6)   # past 10^6 lists shorten: a probe scans ~n^(1/3)
     nlist = nlist or max(1, min(int(lists), n // 39))
     m = m or next(d for d in range(max(1, dim // per_byte), 0, -1) if dim % d == 0)
@@ -98,7 +102,7 @@ def index_settings(n:int, # vectors in the index
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
     probes *= max(1, round(math.sqrt(n / 10**7)))   # denser: a neighbourhood spans more lists (10_scale, recall@k)
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
-                niter=int(niter), quantizer=quantizer)
+                niter=int(niter), quantizer=quantizer, rerank=int(rerank))
 
 # %% ../nbs/05_kdtree.ipynb #5e2c9e78
 def faiss_settings(n:int, # vectors in the index

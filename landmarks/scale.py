@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COST_METRICS', 'GLD_V2', 'SynthVectors', 'train_ivfpq', 'fill_parts', 'merge_parts', 'load_index',
-           'build_ooc_index', 'search_parts', 'same_answers', 'search_images', 'shard_index', 'RayIndex',
+           'Reranked', 'build_ooc_index', 'search_parts', 'same_answers', 'search_images', 'shard_index', 'RayIndex',
            'FeatureShards', 'as_index', 'build_shard_index', 'measure_index', 'cost_table', 'measure_extraction',
            'scanned', 'fit_costs', 'extrapolate', 'plot_costs', 'size_cluster']
 
@@ -106,10 +106,12 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
                 nlist:int=None, m:int=None, nbits:int=None, quantizer:str=None, # None: chosen by size
                 sample:int=None, # training vectors (default: max(64 nlist, 16384))
                 niter:int=20, # k-means iterations of the coarse quantizer
-                seed:int=0, overwrite:bool=False) -> Path:
+                seed:int=0, overwrite:bool=False,
+                rerank:int=16) -> Path: # candidates the search re-ranks by exact distance (picks m by size)
     "Train an empty IVF-PQ index (settings by size) on a sample of `source` and write it to `out_path`."
     out_path = Path(out_path)
-    s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter)
+    s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter,
+                       rerank=rerank)
     record = dict(source=repr(source), d=int(source.d), **s, sample=sample, seed=seed)
     if cached_stage(out_path, record, overwrite) == 'skip': return out_path
     x = np.ascontiguousarray(source.sample(sample or _train_size(s['nlist']), seed), dtype=np.float32)
@@ -129,14 +131,22 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
 def fill_parts(trained, # path of the trained, empty index
                source, # a vector source (`n_batches`, `batch(i)`)
                parts_dir, # where the parts go
-               overwrite:bool=False) -> list:
+               overwrite:bool=False,
+               vectors=None) -> list: # also keep the vectors here (.npy, row = id) for exact re-ranking
     "Add each batch of `source` to its own copy of the trained index on disk; skip parts already there."
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
     parts = [parts_dir / f'part-{i:05d}.index' for i in range(source.n_batches)]
+    store, fresh = _vector_store(vectors, source, overwrite) if vectors else (None, False)
     for i, p in enumerate(tqdm(parts, desc='index parts', leave=False)):
-        if p.exists() and not overwrite: continue
+        if p.exists() and not (overwrite or fresh): continue
         ids, x = source.batch(i)
+        if store is not None:   # the part's vectors are on disk before the part that marks the batch as done
+            if len(ids) and (ids.min() < 0 or ids.max() >= len(store)):
+                raise ValueError(f"fill_parts: batch {i} of {source!r} has ids outside 0..{len(store) - 1}; kept "
+                                 f"vectors are found by id, so re-ranking needs ids that are rows (pass rerank=0)")
+            store[ids] = x
+            store.flush()
         index = _read(trained)
         _set_ef(index, 16)   # a short graph walk files each vector (in its nearest list, or one nearly as near)
         index.add_with_ids(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
@@ -144,6 +154,15 @@ def fill_parts(trained, # path of the trained, empty index
         with atomic_path(p) as tmp: faiss.write_index(index, str(tmp))
         del index
     return parts
+
+def _vector_store(path, source, overwrite):
+    "The (n, d) float32 .npy that keeps the vectors by id, opened for writing; and whether it was just created."
+    path, shape = Path(path), (int(source.n), int(source.d))
+    if path.exists() and not overwrite:
+        store = np.load(path, mmap_mode='r+')
+        if store.shape == shape and store.dtype == np.float32: return store, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(path, mode='w+', dtype=np.float32, shape=shape), True
 
 # %% ../nbs/10_scale.ipynb #75629bf2
 def merge_parts(trained, # path of the trained, empty index
@@ -171,7 +190,8 @@ def merge_parts(trained, # path of the trained, empty index
 
 # %% ../nbs/10_scale.ipynb #96394220
 def load_index(path, # an index written by merge_parts (its .ivfdata beside it) or any faiss index
-               nprobe:int=16): # inverted lists visited per query
+               nprobe:int=16, # inverted lists visited per query
+               rerank:int=0): # re-rank this many candidates by exact distance (the kept .vectors.npy beside it)
     "Read a faiss index; on-disk inverted lists are found beside it and memory-mapped."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"load_index: no index at {path}")
@@ -179,7 +199,40 @@ def load_index(path, # an index written by merge_parts (its .ivfdata beside it) 
     ivf = faiss.extract_index_ivf(index)
     ivf.nprobe = nprobe
     _set_ef(index, max(64, 2 * nprobe))
-    return index
+    if not rerank: return index
+    vectors = path.with_suffix('.vectors.npy')
+    if not vectors.exists():
+        raise FileNotFoundError(f"load_index: rerank={rerank} needs the kept vectors {vectors} (build with rerank > 0)")
+    return Reranked(index, vectors, rerank)
+
+class Reranked:
+    "An index whose first `rerank` candidates are re-ranked by exact distance to the kept vectors (read by id)."
+    def __init__(self, index, # anything with .search(x, k) (faiss, RayIndex) whose ids are rows of `vectors`
+                 vectors, # (n, d) float32 array, or a .npy path (memory-mapped: only candidates are read)
+                 rerank:int=16): # candidates re-ranked per query vector
+        if int(rerank) < 1: raise ValueError(f"Reranked: parameter rerank={rerank} must be >= 1")
+        self.index, self.rerank, self.source = index, int(rerank), vectors
+        self.vectors = np.load(vectors, mmap_mode='r') if isinstance(vectors, (str, Path)) else vectors
+        if len(self.vectors) != index.ntotal:
+            raise ValueError(f"Reranked: {vectors if isinstance(vectors, (str, Path)) else 'vectors'} holds "
+                             f"{len(self.vectors)} vectors, the index {index.ntotal}")
+        self.ntotal, self.d = int(index.ntotal), int(index.d)
+
+    def __repr__(self): return f"Reranked({self.index!r}, rerank={self.rerank})"
+
+    def search(self, x, k:int=100):
+        "As faiss `search`; the first `rerank` answers are ordered by exact squared distance (the rest as the index)."
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        D, I = self.index.search(x, max(int(k), self.rerank))
+        c = I[:, :self.rerank]
+        ok = c >= 0
+        rows, inv = np.unique(c[ok], return_inverse=True)   # sorted: one pass over the file
+        v = np.asarray(self.vectors[rows], dtype=np.float32)[inv]
+        d = np.full(c.shape, np.inf, np.float32)
+        d[ok] = ((v - np.repeat(x, ok.sum(1), axis=0)) ** 2).sum(1)
+        order = np.argsort(d, axis=1, kind='stable')
+        D[:, :self.rerank], I[:, :self.rerank] = np.take_along_axis(d, order, 1), np.take_along_axis(c, order, 1)
+        return D[:, :k], I[:, :k]
 
 # %% ../nbs/10_scale.ipynb #f2be7853
 def _copy_trained(src, dst, d):
@@ -201,10 +254,12 @@ def build_ooc_index(source, # a vector source
                     sample:int=None, niter:int=20, seed:int=0,
                     trained=None, # an already trained, empty index to fill instead of training one
                     keep_parts:bool=True, # keep the parts (for sharded search); else delete after the merge
-                    overwrite:bool=False) -> Path:
+                    overwrite:bool=False,
+                    rerank:int=16) -> Path: # >0: keep the vectors (index.vectors.npy) for exact re-ranking
     "Build an IVF-PQ index with inverted lists on disk, streaming `source` batch by batch; returns the index path."
     out_dir = Path(out_dir)
-    s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter)
+    s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter,
+                       rerank=rerank)
     settings = dict(source=repr(source), n=int(source.n), d=int(source.d), **s, sample=sample, seed=seed,
                     trained=str(trained) if trained else None)
     _check_settings(out_dir, settings, overwrite)
@@ -212,8 +267,8 @@ def build_ooc_index(source, # a vector source
     if out.exists(): return out
     if trained: trained = _copy_trained(trained, out_dir / 'trained.index', source.d)
     else: trained = train_ivfpq(source, out_dir / 'trained.index', recall, s['nlist'], s['m'], s['nbits'],
-                                s['quantizer'], sample, s['niter'], seed)
-    parts = fill_parts(trained, source, out_dir / 'parts')
+                                s['quantizer'], sample, s['niter'], seed, rerank=s['rerank'])
+    parts = fill_parts(trained, source, out_dir / 'parts', vectors=out.with_suffix('.vectors.npy') if rerank else None)
     merge_parts(trained, parts, out)
     if not keep_parts: shutil.rmtree(out_dir / 'parts')
     return out
@@ -428,9 +483,9 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
         ti = faiss.read_index(str(trained))   # kept alive: the IVF below points into it
         t = faiss.downcast_index(faiss.extract_index_ivf(ti))
         nlist, m, nbits = t.nlist, t.pq.M, t.pq.nbits
-    s = index_settings(src.n, dim, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe)
-    build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], quantizer=s['quantizer'],
-                    niter=s['niter'], seed=seed, trained=trained, overwrite=overwrite)
+    s = index_settings(src.n, dim, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe)   # ids are packed geometry: no
+    build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], quantizer=s['quantizer'],  # re-rank
+                    niter=s['niter'], seed=seed, trained=trained, overwrite=overwrite, rerank=0)
     meta = Path(out_dir) / 'ooc.json'
     record = dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
                   pca=str(Path(pca_npz).resolve()) if pca_npz else None)
@@ -463,15 +518,17 @@ def _child_build(n, out_dir, batch_size, settings, seed, threads):
     src, out_dir = SynthVectors(n, batch_size=batch_size, seed=seed), Path(out_dir)
     t0 = time.perf_counter()
     trained = train_ivfpq(src, out_dir / 'trained.index', nlist=s['nlist'], m=s['m'], nbits=s['nbits'],
-                          quantizer=s['quantizer'], niter=s['niter'], seed=seed, overwrite=True)
+                          quantizer=s['quantizer'], niter=s['niter'], seed=seed, overwrite=True, rerank=s['rerank'])
     t1 = time.perf_counter()
-    parts = fill_parts(trained, src, out_dir / 'parts', overwrite=True)
+    vectors = out_dir / 'index.vectors.npy' if s['rerank'] else None
+    parts = fill_parts(trained, src, out_dir / 'parts', overwrite=True, vectors=vectors)
     t2 = time.perf_counter()
     index = merge_parts(trained, parts, out_dir / 'index.faiss', overwrite=True)
     t3 = time.perf_counter()
     disk = index.stat().st_size + index.with_suffix('.ivfdata').stat().st_size
     return dict(train_s=t1 - t0, fill_s=t2 - t1, merge_s=t3 - t2, build_s=t3 - t0, base_rss_mb=base,
-                peak_rss_mb=_rss_mb(), index_bytes=disk, parts_bytes=sum(p.stat().st_size for p in parts))
+                peak_rss_mb=_rss_mb(), index_bytes=disk, parts_bytes=sum(p.stat().st_size for p in parts),
+                vectors_bytes=vectors.stat().st_size if vectors else 0)
 
 def _exact_nn(src, q):
     "Ids of the exact nearest stored vector of each query, scanning the source batch by batch."
@@ -483,10 +540,10 @@ def _exact_nn(src, q):
     heap.finalize()
     return heap.I[:, 0]
 
-def _child_query(index, n, batch_size, n_images, features, k, nprobe, recall_queries, warmup, seed, threads):
+def _child_query(index, n, batch_size, n_images, features, k, nprobe, rerank, recall_queries, warmup, seed, threads):
     faiss.omp_set_num_threads(threads)
     base = _rss_mb()
-    idx, src = load_index(index, nprobe), SynthVectors(n, batch_size=batch_size, seed=seed)
+    idx, src = load_index(index, nprobe, rerank), SynthVectors(n, batch_size=batch_size, seed=seed)
     images, times = [src.queries(features, seed=100 + i) for i in range(n_images)], []
     t = time.perf_counter()
     idx.search(src.queries(features, seed=99), k)     # the first image reads its lists from disk (or the page cache)
@@ -529,7 +586,7 @@ def _built(work, record):
     if not p.exists() or not (Path(work) / 'index.faiss').exists():
         raise FileNotFoundError(f"{p}: no index built here; run measure_index(part='build') first")
     b = read_json(p)
-    search_time = ('nprobe',)   # read at search time: a built index answers for any nprobe
+    search_time = ('nprobe', 'rerank')   # read at search time: a built index answers for any nprobe (and depth)
     built = {k: b.get(k) for k in record}
     if not same_settings(_without(built, search_time), _without(record, search_time)):
         raise ValueError(f"{p}: built with {built}, asked {record}; build it again")
@@ -540,6 +597,7 @@ def measure_index(n:int, # number of features
                   work_dir, # where the index is built (deleted afterwards when part='all', unless keep)
                   recall:float=0.8, # recall@1 aimed at: the settings come from index_settings(n, 40, recall)
                   nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, quantizer:str=None, # None: by size
+                  rerank:int=16, # candidates re-ranked by exact distance (the vectors kept on disk; 0: none)
                   k:int=100, # neighbours per query feature
                   n_images:int=5, # query images timed (median)
                   features:int=1000, # features per query image
@@ -551,7 +609,8 @@ def measure_index(n:int, # number of features
     if part not in ('all', 'build', 'query'):
         raise ValueError(f"measure_index: parameter part={part!r}: 'all', 'build' or 'query'")
     work = Path(work_dir) / f'n{int(n)}'
-    s = index_settings(int(n), 40, recall, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, quantizer=quantizer)
+    s = index_settings(int(n), 40, recall, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, quantizer=quantizer,
+                       rerank=rerank)
     record = dict(settings=s, batch_size=int(batch_size), seed=seed)
     try:
         if part == 'query': b = _built(work, record)
@@ -563,12 +622,13 @@ def measure_index(n:int, # number of features
             write_json(work / 'build.json', dict(record, result=b))
         if part == 'build': return dict(n=int(n), **b, **s)
         qr = _run_child('query', dict(index=str(work / 'index.faiss'), n=int(n), batch_size=int(batch_size),
-                                      n_images=n_images, features=features, k=k, nprobe=s['nprobe'],
+                                      n_images=n_images, features=features, k=k, nprobe=s['nprobe'], rerank=rerank,
                                       recall_queries=recall_queries, warmup=warmup, seed=seed, threads=threads))
     finally:
         if not keep and part == 'all': shutil.rmtree(work, ignore_errors=True)   # a built index stays
     return dict(n=int(n), **b, **qr, bytes_per_feature=b['index_bytes'] / n, batch_size=int(batch_size),
-                recall_target=recall, **s, k=k, threads=threads)
+                vectors_bytes_per_feature=b.get('vectors_bytes', 0) / n, recall_target=recall, **s, k=k,
+                threads=threads)
 
 # %% ../nbs/10_scale.ipynb #51e3d280
 def cost_table(sizes:list, # numbers of features

@@ -9,8 +9,8 @@ from landmarks.data import dataset_root
 from landmarks.data import image_frame
 from landmarks.delf import extract_features
 from landmarks.distributed import extract_shards, ray_session as start_ray, read_manifest, same_features, shard_paths
-from landmarks.scale import (SynthVectors, build_ooc_index, load_index, search_parts, build_shard_index, as_index,
-                             shard_index, RayIndex, search_images, _in_memory_index, same_answers)
+from landmarks.scale import (SynthVectors, build_ooc_index, load_index, Reranked, search_parts, build_shard_index,
+                             as_index, shard_index, RayIndex, search_images, _in_memory_index, same_answers)
 from landmarks.index import Index, index_settings
 from landmarks.cli import main as cli
 
@@ -153,9 +153,11 @@ def test_ray_index_answers_as_the_single_index(ray_session, hnsw_index):
         pids = {s['pid'] for s in ri.shards}
         assert ri.ntotal == src.n and len(pids) == 3 and os.getpid() not in pids
         per_image = search_images(ri, [q[:150], q[150:]], k=20)   # many query images in one call
+        Dx, Ix = Reranked(ri, path.with_suffix('.vectors.npy'), 8).search(q, 20)   # re-ranked after the merge
     assert same_answers(Dr, Ir, D, I)
     assert not same_answers(Dr, np.roll(Ir, 1, axis=0), D, I)
     assert all(same_answers(a, b, D[s], I[s]) for (a, b), s in zip(per_image, [slice(0, 150), slice(150, 400)]))
+    assert same_answers(Dx, Ix, *load_index(path, nprobe=8, rerank=8).search(q, 20))
     assert [load_index(p).ntotal for p in shards] == [12_000, 12_000, 6_000]
     with pytest.raises(ValueError, match='n_shards=6'): shard_index(path.parent, 6)
 
@@ -179,7 +181,20 @@ def test_settings_chosen_by_size(hnsw_index):
     s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
     assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))   # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
     assert [x['quantizer'] for x in s] == ['hnsw'] * 3
-    assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat')
+    assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat', rerank=0)
+    assert index_settings(30_000, rerank=16)['m'] == 10
+
+def test_rerank_needs_ids_that_are_rows(tmp_path):
+    "Kept vectors are found by id: a source whose ids are not rows 0..n-1 is refused with rerank, accepted without."
+    class Offset(SynthVectors):
+        def batch(self, i):
+            ids, x = super().batch(i)
+            return ids + 10**9, x
+    src = Offset(4_000, batch_size=2_000, seed=2)
+    with pytest.raises(ValueError, match='ids outside 0..3999'): build_ooc_index(src, tmp_path / 'a', nlist=8, m=10)
+    path = build_ooc_index(src, tmp_path / 'b', nlist=8, m=10, rerank=0)
+    assert not path.with_suffix('.vectors.npy').exists() and load_index(path).ntotal == 4_000
+    with pytest.raises(FileNotFoundError, match='index.vectors.npy'): load_index(path, rerank=4)
 
 def test_index_from_ray_shards_answers_as_kdtree_index(ray_store, single, tmp_path):
     from landmarks.index import build_index, Index
@@ -204,8 +219,9 @@ def test_measured_peak_memory_is_the_childs_own(tmp_path):
     r = measure_index(20_000, tmp_path, recall=0.5, batch_size=10_000, n_images=1, features=100, recall_queries=20,
                       threads=1)
     assert 20 < r['base_rss_mb'] <= r['peak_rss_mb'] < 650   # not the parent's 700+ MB
-    s = index_settings(20_000, recall=0.5)                    # settings chosen by size (and the recall aimed at)
-    assert {k: r[k] for k in s} == s and s['m'] == 10
+    s = index_settings(20_000, recall=0.5, rerank=16)         # settings chosen by size (and the recall aimed at)
+    assert {k: r[k] for k in s} == s and s['m'] == 5 and r['rerank'] == 16
+    assert r['vectors_bytes_per_feature'] >= 160               # the kept float32 vectors, on disk beside the index
     assert s['m'] + 8 <= r['bytes_per_feature'] < s['m'] + 8 + 8 and r['query_s_per_image'] > 0
     assert r['recall1_matched'] >= 0.8 and 0 <= r['recall1_random'] <= 1
     assert not (tmp_path / 'n20000').exists()    # the scratch index is removed
@@ -223,5 +239,7 @@ def test_measure_in_two_parts_keeps_the_index_and_reads_any_nprobe(tmp_path):
     assert len(cached) == 1 and set(built) <= {p.name for p in (tmp_path / 'n20000').iterdir()}
     q2 = measure_index(20_000, tmp_path, part='query', n_images=1, features=50, nprobe=8, **kw)
     assert q2['nprobe'] == 8 and q2['recall1_random'] >= q1['recall1_random'] - 0.1
+    q3 = measure_index(20_000, tmp_path, part='query', n_images=1, features=50, nprobe=8, rerank=64, **kw)
+    assert q3['rerank'] == 64 and q3['build_s'] == b['build_s']       # the re-ranking depth too: a search setting
     with pytest.raises(ValueError, match='build it again'):          # a build setting differs: refused, named
         measure_index(20_000, tmp_path, part='query', nlist=7, **kw)
