@@ -118,6 +118,10 @@ def faiss_settings(n:int, # vectors in the index
     return dict({k: s[k] for k in ('nlist', 'nprobe', 'niter', 'quantizer')}, flat_max=flat_max)
 
 # %% ../nbs/05_kdtree.ipynb #95fdccdf
+def _is_ivf(kind, settings):
+    "Whether an index of `kind` with `settings` searches inverted lists (nprobe applies); `faiss` at nlist 0 is exact."
+    return kind == 'ivfpq' or bool(settings.get('nlist'))
+
 class Index:
     "Nearest neighbours of local descriptors; each stored feature knows its image and keypoint."
     def __init__(self, kind, engine, image_ids, settings, pca=None, geometry=None, image_sizes=None):
@@ -129,6 +133,8 @@ class Index:
 
     @property
     def ntotal(self): return int(self.engine.n if self.kind == 'kdtree' else self.engine.ntotal)
+    @property
+    def is_ivf(self): return _is_ivf(self.kind, self.settings)
 
     def __repr__(self):
         return f"Index({self.kind}, {self.ntotal:,} features, {len(self.image_ids):,} images, {self.settings})"
@@ -145,11 +151,9 @@ def _faiss_engine(kind, x, packed, settings, seed, chunk):
         else:
             index = faiss.IndexIVFPQ(coarse, d, s['nlist'], s['m'], s['nbits'])
             index.pq.cp.seed = seed
-            index.pq.cp.niter, index.pq.cp.max_points_per_centroid, index.pq.cp.min_points_per_centroid = (
-                10,
-                32,
-                8,
-            )  # m small k-means
+            index.pq.cp.niter = 10                    # the PQ's small k-means (256 centroids per sub-space)
+            index.pq.cp.max_points_per_centroid = 32
+            index.pq.cp.min_points_per_centroid = 8
         if hnsw: index.clustering_index = flat   # k-means assigns exactly; the graph is built once, over the centroids
         index.cp.seed, index.cp.niter = seed, s['niter']
         rng = np.random.default_rng(seed)
@@ -210,7 +214,7 @@ def _search(self, descriptors, # (n,D) query descriptors, raw or PCA-ordered lik
            )->Neighbours:
     "The `k` nearest stored features of each query descriptor, in chunks."
     x = project_descriptors(descriptors, self.dim, self.pca)
-    if self.settings.get('nprobe'): self.engine.nprobe = int(nprobe or self.settings['nprobe'])  # an IVF
+    if self.is_ivf: self.engine.nprobe = int(nprobe or self.settings['nprobe'])
     dist, packed = np.empty((len(x), k), np.float32), np.empty((len(x), k), np.int64)
     for s in tqdm(range(0, len(x), chunk), desc=f'{self.kind} search', disable=len(x) <= 8 * chunk):
         dist[s:s + chunk], packed[s:s + chunk] = self._search_chunk(x[s:s + chunk], k, max_distance)
@@ -309,7 +313,7 @@ def _load(cls, path, # a folder written by `Index.save`
         engine = cKDTree(points, leafsize=int(meta['settings']['leafsize']), balanced_tree=False)
         geometry = np.load(path / 'geometry.npy', mmap_mode='r' if mmap else None, allow_pickle=False)
     else:
-        ivf = meta['kind'] == 'ivfpq' or bool(meta['settings'].get('nlist'))
+        ivf = _is_ivf(meta['kind'], meta['settings'])
         flag = (faiss.IO_FLAG_MMAP if ivf else faiss.IO_FLAG_MMAP_IFC) if mmap else 0
         if ivf and _on_disk_lists(path / 'index.faiss'): flag = faiss.IO_FLAG_ONDISK_SAME_DIR
         engine, geometry = faiss.read_index(str(path / 'index.faiss'), flag), None

@@ -137,16 +137,11 @@ def fill_parts(trained, # path of the trained, empty index
     parts_dir = Path(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
     parts = [parts_dir / f'part-{i:05d}.index' for i in range(source.n_batches)]
-    store, fresh = _vector_store(vectors, source, overwrite) if vectors else (None, False)
+    fresh = _vector_store(vectors, source, overwrite) if vectors else False
     for i, p in enumerate(tqdm(parts, desc='index parts', leave=False)):
         if p.exists() and not (overwrite or fresh): continue
         ids, x = source.batch(i)
-        if store is not None:   # the part's vectors are on disk before the part that marks the batch as done
-            if len(ids) and (ids.min() < 0 or ids.max() >= len(store)):
-                raise ValueError(f"fill_parts: batch {i} of {source!r} has ids outside 0..{len(store) - 1}; kept "
-                                 f"vectors are found by id, so re-ranking needs ids that are rows (pass rerank=0)")
-            store[ids] = x
-            store.flush()
+        if vectors: _keep_vectors(vectors, ids, x, f"fill_parts: batch {i} of {source!r}")   # before the part
         index = _read(trained)
         _set_ef(index, 16)   # a short graph walk files each vector (in its nearest list, or one nearly as near)
         index.add_with_ids(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
@@ -155,14 +150,31 @@ def fill_parts(trained, # path of the trained, empty index
         del index
     return parts
 
-def _vector_store(path, source, overwrite):
-    "The (n, d) float32 .npy that keeps the vectors by id, opened for writing; and whether it was just created."
+def _vector_store(path, source, overwrite) -> bool:
+    "Make the (n, d) float32 .npy that keeps the vectors by id (sparse until written); False if it is already there."
     path, shape = Path(path), (int(source.n), int(source.d))
     if path.exists() and not overwrite:
-        store = np.load(path, mmap_mode='r+')
-        if store.shape == shape and store.dtype == np.float32: return store, False
+        store = np.load(path, mmap_mode='r')
+        if store.shape == shape and store.dtype == np.float32: return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    return np.lib.format.open_memmap(path, mode='w+', dtype=np.float32, shape=shape), True
+    store = np.lib.format.open_memmap(path, mode='w+', dtype=np.float32, shape=shape)   # the header; no rows touched
+    del store
+    return True
+
+def _keep_vectors(path, ids, x, what):
+    "Write rows `ids` of the kept vectors, mapping only the span of this batch (the build's memory stays bounded)."
+    store = np.load(path, mmap_mode='r')
+    n, d, offset = len(store), store.shape[1], store.offset
+    del store
+    if not len(ids): return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(f"{what} has ids outside 0..{n - 1}; kept vectors are found by id, so re-ranking needs ids "
+                         f"that are rows (pass rerank=0)")
+    span = np.memmap(path, dtype=np.float32, mode='r+', offset=offset + lo * d * 4, shape=(hi - lo + 1, d))
+    span[ids - lo] = x
+    span.flush()
+    del span
 
 # %% ../nbs/10_scale.ipynb #75629bf2
 def merge_parts(trained, # path of the trained, empty index
@@ -641,7 +653,7 @@ def cost_table(sizes:list, # numbers of features
     recall = kwargs.get('recall', 0.8)
     done = {int(r['n']) for r in rows if r.get('recall_target', 0.8) == recall}
     for n in tqdm(sizes, desc='cost vs size', leave=False):
-        if int(n) in done: continue
+        if int(n) in done and kwargs.get('part') != 'build': continue   # a build is kept, not a row
         r = measure_index(n, work_dir, **kwargs)
         if kwargs.get('part') == 'build': continue
         rows.append(dict(r, **(extra or {})))
