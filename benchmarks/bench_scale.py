@@ -33,7 +33,7 @@ def main():
     p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--rerank', type=int, default=16,
-                   help='candidates re-ranked by exact distance from the kept vectors (0: none, and twice the code bytes)')
+                   help='candidates re-ranked exactly, from the kept vectors (0: none, and twice the code bytes)')
     p.add_argument('--recall-queries', type=int, default=1000,
                    help='query features of each kind checked against exact search (1,000: a standard error of '
                         'about 0.013 on a recall near 0.8)')
@@ -54,6 +54,10 @@ def main():
     p.add_argument('--shard-size', type=int, default=32, help='--extract: images per shard')
     p.add_argument('--data-dir', default=str(RESULTS.parent.parent / 'data'))
     p.add_argument('--ray-shards', type=int, default=0, help='time the search split in this many Ray actors')
+    p.add_argument('--nprobes', default=None,
+                   help='with --part query: search the built index at each of these nprobe (comma-separated) and '
+                        'write recall and time per size and nprobe to scale_nprobe.csv (the rows of scale_index.csv '
+                        'stay as they are)')
     p.add_argument('--address', default=None, help='--ray-shards: a Ray cluster to join (default: a local Ray)')
     a = p.parse_args()
     csv = RESULTS / 'scale_index.csv'
@@ -61,6 +65,7 @@ def main():
     if a.extract: return extract(a)
     if a.ray_shards: return ray_search(a, sizes[0])
     if a.part != 'all' and not a.work: raise SystemExit('bench_scale: --part build|query needs --work DIR (kept)')
+    if a.nprobes: return sweep(a, sizes)
     if a.redo and csv.exists() and a.part != 'build':
         old = pd.read_csv(csv)
         old[~(old.n.isin(sizes) & (old.recall_target == a.recall))].to_csv(csv, index=False)
@@ -83,6 +88,26 @@ def main():
               f"({1000 / r.query_s_per_image:8,.0f} query features/s), recall@1 {r.recall1_matched:.3f} matched, "
               f"{r.recall1_random:.3f} random (nlist {r.nlist}, m {r.m}, nprobe {r.nprobe}, {r.quantizer}, "
               f"re-rank {r.rerank})")
+
+def sweep(a, sizes):
+    "Recall@1 and query time of indexes built with --part build, at each nprobe of --nprobes (scale_nprobe.csv)."
+    if a.part != 'query': raise SystemExit('bench_scale: --nprobes needs --part query --work DIR (built indexes)')
+    from landmarks.scale import measure_index
+    csv, rows = RESULTS / 'scale_nprobe.csv', []
+    for n in sizes:
+        for nprobe in [int(x) for x in a.nprobes.split(',')]:
+            load = os.getloadavg()[0]
+            r = measure_index(n, a.work, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=nprobe, rerank=a.rerank,
+                              batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
+                              recall_queries=a.recall_queries, part='query')
+            rows.append({k: r[k] for k in ('n', 'nlist', 'm', 'nprobe', 'rerank', 'quantizer', 'recall1_random',
+                                           'recall1_matched', 'recallk_random', 'recall_queries', 'query_s_per_image')}
+                        | dict(load=load, command=_command(), commit=_commit(), date=time.strftime('%Y-%m-%d %H:%M')))
+            print(rows[-1], flush=True)
+    new = pd.DataFrame(rows)
+    old = pd.read_csv(csv) if csv.exists() else new.iloc[:0]
+    old = old[~(old.n.isin(sizes) & (old.rerank == a.rerank))]
+    pd.concat([old, new]).sort_values(['n', 'rerank', 'nprobe']).to_csv(csv, index=False)
 
 def _command(): return ' '.join(['python benchmarks/bench_scale.py'] + sys.argv[1:])
 
