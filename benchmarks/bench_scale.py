@@ -65,6 +65,7 @@ def main():
     if a.extract: return extract(a)
     if a.ray_shards: return ray_search(a, sizes[0])
     if a.part != 'all' and not a.work: raise SystemExit('bench_scale: --part build|query needs --work DIR (kept)')
+    if a.work: Path(a.work).mkdir(parents=True, exist_ok=True)
     if a.nprobes: return sweep(a, sizes)
     if a.redo and csv.exists() and a.part != 'build':
         old = pd.read_csv(csv)
