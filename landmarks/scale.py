@@ -10,7 +10,7 @@ __all__ = ['COST_METRICS', 'GLD_V2', 'SynthVectors', 'train_ivfpq', 'fill_parts'
 
 # %% ../nbs/10_scale.ipynb #785f4db2
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import json, math, os, resource, shutil, subprocess, sys, tempfile, time, urllib.parse
+import json, math, mmap, os, resource, shutil, subprocess, sys, tempfile, time, urllib.parse
 from pathlib import Path
 import numpy as np, pandas as pd, h5py, faiss
 import matplotlib.pyplot as plt
@@ -225,6 +225,8 @@ class Reranked:
         if int(rerank) < 1: raise ValueError(f"Reranked: parameter rerank={rerank} must be >= 1")
         self.index, self.rerank, self.source = index, int(rerank), vectors
         self.vectors = np.load(vectors, mmap_mode='r') if isinstance(vectors, (str, Path)) else vectors
+        if isinstance(getattr(self.vectors, '_mmap', None), mmap.mmap):   # rows are read at random: no readahead
+            self.vectors._mmap.madvise(mmap.MADV_RANDOM)                  # (it mapped in 128 KB per row read)
         if len(self.vectors) != index.ntotal:
             raise ValueError(f"Reranked: {vectors if isinstance(vectors, (str, Path)) else 'vectors'} holds "
                              f"{len(self.vectors)} vectors, the index {index.ntotal}")
