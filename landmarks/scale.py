@@ -226,7 +226,7 @@ class Reranked:
         self.index, self.rerank, self.source = index, int(rerank), vectors
         self.vectors = np.load(vectors, mmap_mode='r') if isinstance(vectors, (str, Path)) else vectors
         if isinstance(getattr(self.vectors, '_mmap', None), mmap.mmap):   # rows are read at random: no readahead
-            self.vectors._mmap.madvise(mmap.MADV_RANDOM)                  # (it mapped in 128 KB per row read)
+            self.vectors._mmap.madvise(mmap.MADV_RANDOM)                  # around each one read from disk
         if len(self.vectors) != index.ntotal:
             raise ValueError(f"Reranked: {vectors if isinstance(vectors, (str, Path)) else 'vectors'} holds "
                              f"{len(self.vectors)} vectors, the index {index.ntotal}")
@@ -509,10 +509,10 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
 # %% ../nbs/10_scale.ipynb #c2f1944c
 _MARK = '@@landmarks.scale@@'
 
-def _rss_mb():
+def _rss_mb(field='VmHWM:'):
     "Peak resident memory of this process (MB): VmHWM, which exec resets (ru_maxrss keeps the forking parent's peak)."
     try:
-        with open('/proc/self/status') as f: return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:')) / 1024
+        with open('/proc/self/status') as f: return next(int(l.split()[1]) for l in f if l.startswith(field)) / 1024
     except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _run_child(task:str, kw:dict) -> dict:
@@ -572,7 +572,7 @@ def _child_query(index, n, batch_size, n_images, features, k, nprobe, rerank, re
     t = time.perf_counter()
     search_images(idx, images, k)
     batched = (time.perf_counter() - t) / n_images
-    peak = _rss_mb()
+    peak, anon = _rss_mb(), _rss_mb('RssAnon:')   # anon: without the page cache of the mapped lists and vectors
     qr, (qm, _) = src.queries(recall_queries, seed=7), src.matching(recall_queries, seed=8)
     t = time.perf_counter()
     # the exact answers depend on the vectors and queries only: kept beside the index, a rerun skips them
@@ -587,7 +587,7 @@ def _child_query(index, n, batch_size, n_images, features, k, nprobe, rerank, re
     hit, near = found[:, 0] == exact, (found == exact[:, None]).any(1)   # first, or among the k returned
     return dict(query_s_per_image=float(np.median(times)), query_s_per_image_batched=batched, query_s_first_image=first,
                 query_base_rss_mb=base,
-                query_peak_rss_mb=peak, recall1_random=float(hit[:len(qr)].mean()),
+                query_peak_rss_mb=peak, query_anon_mb=anon, recall1_random=float(hit[:len(qr)].mean()),
                 recall1_matched=float(hit[len(qr):].mean()), recall_queries=len(qr), exact_s=exact_s,
                 recallk_random=float(near[:len(qr)].mean()), recallk_matched=float(near[len(qr):].mean()))
 
