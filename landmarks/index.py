@@ -87,9 +87,9 @@ def index_settings(n:int, # vectors in the index
                    niter:int=20, # k-means iterations of the coarse quantizer
                    rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
-    "nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv: the nprobe reaching"
-    "recall@1 0.8 is 1/2000 of nlist at 10^6, 8x10^6 and 5x10^7); half the code bytes when the top `rerank` are"
-    "re-ranked (the code only has to bring the neighbour among them)."
+    # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv: the nprobe reaching
+    # recall@1 0.8 is 1/2000 of nlist at 10^6, 8x10^6 and 5x10^7); half the code bytes when the top `rerank` are
+    # re-ranked (the code only has to bring the neighbour among them)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)

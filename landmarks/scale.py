@@ -212,10 +212,14 @@ def load_index(path, # an index written by merge_parts (its .ivfdata beside it) 
     ivf.nprobe = nprobe
     _set_ef(index, max(64, 2 * nprobe))
     if not rerank: return index
-    vectors = path.with_suffix('.vectors.npy')
+    vectors = _vectors_path(path)
     if not vectors.exists():
         raise FileNotFoundError(f"load_index: rerank={rerank} needs the kept vectors {vectors} (build with rerank > 0)")
     return Reranked(index, vectors, rerank)
+
+def _vectors_path(index_path):
+    "Where the vectors kept for exact re-ranking live: beside the index, `index.vectors.npy` for `index.faiss`."
+    return Path(index_path).with_suffix('.vectors.npy')
 
 class Reranked:
     "An index whose first `rerank` candidates are re-ranked by exact distance to the kept vectors (read by id)."
@@ -223,12 +227,13 @@ class Reranked:
                  vectors, # (n, d) float32 array, or a .npy path (memory-mapped: only candidates are read)
                  rerank:int=16): # candidates re-ranked per query vector
         if int(rerank) < 1: raise ValueError(f"Reranked: parameter rerank={rerank} must be >= 1")
-        self.index, self.rerank, self.source = index, int(rerank), vectors
-        self.vectors = np.load(vectors, mmap_mode='r') if isinstance(vectors, (str, Path)) else vectors
+        on_disk = isinstance(vectors, (str, Path))
+        self.index, self.rerank = index, int(rerank)
+        self.vectors = np.load(vectors, mmap_mode='r') if on_disk else vectors
         if isinstance(getattr(self.vectors, '_mmap', None), mmap.mmap):   # rows are read at random: no readahead
             self.vectors._mmap.madvise(mmap.MADV_RANDOM)                  # around each one read from disk
         if len(self.vectors) != index.ntotal:
-            raise ValueError(f"Reranked: {vectors if isinstance(vectors, (str, Path)) else 'vectors'} holds "
+            raise ValueError(f"Reranked: {vectors if on_disk else 'vectors'} holds "
                              f"{len(self.vectors)} vectors, the index {index.ntotal}")
         self.ntotal, self.d = int(index.ntotal), int(index.d)
 
@@ -282,7 +287,7 @@ def build_ooc_index(source, # a vector source
     if trained: trained = _copy_trained(trained, out_dir / 'trained.index', source.d)
     else: trained = train_ivfpq(source, out_dir / 'trained.index', recall, s['nlist'], s['m'], s['nbits'],
                                 s['quantizer'], sample, s['niter'], seed, rerank=s['rerank'])
-    parts = fill_parts(trained, source, out_dir / 'parts', vectors=out.with_suffix('.vectors.npy') if rerank else None)
+    parts = fill_parts(trained, source, out_dir / 'parts', vectors=_vectors_path(out) if s['rerank'] else None)
     merge_parts(trained, parts, out)
     if not keep_parts: shutil.rmtree(out_dir / 'parts')
     return out
@@ -497,8 +502,9 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
         ti = faiss.read_index(str(trained))   # kept alive: the IVF below points into it
         t = faiss.downcast_index(faiss.extract_index_ivf(ti))
         nlist, m, nbits = t.nlist, t.pq.M, t.pq.nbits
-    s = index_settings(src.n, dim, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe)   # ids are packed geometry: no
-    build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], quantizer=s['quantizer'],  # re-rank
+    s = index_settings(src.n, dim, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe)
+    # the ids are packed geometry, not rows of a vector store: no exact re-ranking
+    build_ooc_index(src, out_dir, nlist=s['nlist'], m=s['m'], nbits=s['nbits'], quantizer=s['quantizer'],
                     niter=s['niter'], seed=seed, trained=trained, overwrite=overwrite, rerank=0)
     meta = Path(out_dir) / 'ooc.json'
     record = dict(kind='ivfpq', settings=dict(dim=dim, **s), ntotal=src.n, image_ids=src.image_ids,
@@ -510,7 +516,7 @@ def build_shard_index(stores, # a sharded extraction's manifest or merged store 
 _MARK = '@@landmarks.scale@@'
 
 def _rss_mb(field='VmHWM:'):
-    "Peak resident memory of this process (MB): VmHWM, which exec resets (ru_maxrss keeps the forking parent's peak)."
+    "A memory line of /proc/self/status (MB): by default the peak, VmHWM, which exec resets (unlike ru_maxrss)."
     try:
         with open('/proc/self/status') as f: return next(int(l.split()[1]) for l in f if l.startswith(field)) / 1024
     except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -534,7 +540,7 @@ def _child_build(n, out_dir, batch_size, settings, seed, threads):
     trained = train_ivfpq(src, out_dir / 'trained.index', nlist=s['nlist'], m=s['m'], nbits=s['nbits'],
                           quantizer=s['quantizer'], niter=s['niter'], seed=seed, overwrite=True, rerank=s['rerank'])
     t1 = time.perf_counter()
-    vectors = out_dir / 'index.vectors.npy' if s['rerank'] else None
+    vectors = _vectors_path(out_dir / 'index.faiss') if s['rerank'] else None
     parts = fill_parts(trained, src, out_dir / 'parts', overwrite=True, vectors=vectors)
     t2 = time.perf_counter()
     index = merge_parts(trained, parts, out_dir / 'index.faiss', overwrite=True)
