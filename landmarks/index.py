@@ -88,22 +88,25 @@ def index_settings(n:int, # vectors in the index
                    rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
     # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv: the nprobe reaching
-    # recall@1 0.8 is 1/2000 of nlist at 10^6, 8x10^6 and 5x10^7); half the code bytes when the top `rerank` are
-    # re-ranked (the code only has to bring the neighbour among them)
+    # recall@1 0.8 is 1/2000 of nlist at 10^6, 8x10^6 and 5x10^7). When the top `rerank` are re-ranked, the codes are
+    # 4-bit fast-scan PQ on the vectors themselves (no residual: one look-up table per query, scanned with SIMD), as
+    # many bytes as the code without re-ranking (benchmarks/results/scale_codes.csv: PQ40x4fs + exact top 16)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
-    per_byte *= 2 if rerank else 1   # benchmarks/results/scale_codes.csv: PQ10 + exact top 16 beats PQ20 alone
+    fastscan = bool(rerank)
     lists = 4 * math.sqrt(n) * max(1, n / 10**6) ** (1 / 6)   # past 10^6 lists shorten: a probe scans ~n^(1/3)
     nlist = nlist or max(1, min(int(lists), n // 39))
-    m = m or next(d for d in range(max(1, dim // per_byte), 0, -1) if dim % d == 0)
+    per_code = per_byte / 2 if fastscan else per_byte   # dimensions per sub-quantizer: 4-bit codes take twice as many
+    m = m or next(d for d in range(max(1, int(dim // per_code)), 0, -1) if dim % d == 0)
     if dim % m: raise ValueError(f"ivfpq: m={m} must divide the dimension {dim}")
-    nbits = nbits or max(1, min(8, int(math.log2(max(n, 2)))))
+    nbits = nbits or (4 if fastscan else max(1, min(8, int(math.log2(max(n, 2))))))
+    if fastscan and nbits != 4: raise ValueError(f"index_settings: nbits={nbits}: re-ranked (fast-scan) codes: 4 bits")
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
     probes = max(probes, math.ceil(probes * nlist / 32_000))   # a neighbourhood spans a fixed share of the lists
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
-                niter=int(niter), quantizer=quantizer, rerank=int(rerank))
+                niter=int(niter), quantizer=quantizer, rerank=int(rerank), fastscan=fastscan)
 
 # %% ../nbs/05_kdtree.ipynb #5e2c9e78
 def faiss_settings(n:int, # vectors in the index

@@ -90,14 +90,23 @@ def _set_ef(index, ef):
     q = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
     if isinstance(q, faiss.IndexHNSW): q.hnsw.efSearch = int(ef)
 
+def _fast_scan(index):
+    "A 4-bit IVF-PQ as faiss's fast-scan index (its lists read into memory, block-packed for SIMD); others as they are."
+    if not isinstance(index, faiss.IndexIVFPQ) or index.pq.nbits != 4: return index
+    fast = faiss.IndexIVFPQFastScan(index)   # same quantizer, codes and ids; look-up tables quantized to 8 bits
+    fast.referenced_objects = [index]        # keeps the coarse quantizer (shared, owned by `index`) alive
+    return fast
+
 def _new_ivfpq(d, s, seed):
-    "An empty IVF-PQ index with settings `s` (index_settings): a flat or an HNSW coarse quantizer."
+    "An empty IVF-PQ index with settings `s` (index_settings): a flat or HNSW coarse quantizer; 8- or 4-bit codes."
     hnsw = s['quantizer'] == 'hnsw'
     q = faiss.IndexHNSWFlat(d, 32) if hnsw else faiss.IndexFlatL2(d)
     if hnsw: q.hnsw.efSearch = 64      # candidates kept while walking the graph (at least nprobe are returned)
     index = faiss.IndexIVFPQ(q, d, s['nlist'], s['m'], s['nbits'])
+    index.use_precomputed_table = -1   # no precomputed tables (see _read)
+    if s.get('fastscan'): index.by_residual = False   # 4-bit codes of the vectors themselves (see _fast_scan)
     index.cp.seed = index.pq.cp.seed = seed
-    index.cp.niter, index.use_precomputed_table = s['niter'], -1   # no precomputed tables (see _read)
+    index.cp.niter = s['niter']
     return index
 
 def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
@@ -204,10 +213,10 @@ def merge_parts(trained, # path of the trained, empty index
 def load_index(path, # an index written by merge_parts (its .ivfdata beside it) or any faiss index
                nprobe:int=16, # inverted lists visited per query
                rerank:int=0): # re-rank this many candidates by exact distance (the kept .vectors.npy beside it)
-    "Read a faiss index; on-disk inverted lists are found beside it and memory-mapped."
+    "Read a faiss index; its on-disk lists are found beside it and memory-mapped (4-bit codes: read in, fast-scan)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"load_index: no index at {path}")
-    index = _read(path, faiss.IO_FLAG_ONDISK_SAME_DIR)
+    index = _fast_scan(_read(path, faiss.IO_FLAG_ONDISK_SAME_DIR))
     ivf = faiss.extract_index_ivf(index)
     ivf.nprobe = nprobe
     _set_ef(index, max(64, 2 * nprobe))
