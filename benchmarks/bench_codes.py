@@ -8,7 +8,10 @@ The scale targets ask for at most 28 bytes per stored feature (ids and geometry 
 bench_scale.py (one size, in memory: the codes and not the storage are compared), recall@1 of random query
 features against exact search for the faiss codes of 20 bytes and fewer that fit 40-D vectors: PQ20x8 (the
 default), OPQ before PQ20x8, PQ20x7 (18 bytes), PQ40x4 (20 bytes of 4-bit codes), OPQ to 38 dimensions with
-PQ19x8 (19 bytes) and PQ10x8 (10 bytes). Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe.
+PQ19x8 (19 bytes), PQ10x8 (10 bytes), and PQ40x4fs / PQ20x4fs: faiss's fast-scan 4-bit codes (SIMD look-ups) of the
+vectors themselves, not of their residuals (one look-up table per query; the out-of-core default with re-ranking,
+landmarks.index.index_settings). Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe; search_s is
+the time of the search at that nprobe (all queries, one call).
 `--rerank R` also measures recall@1 once the top R candidates are re-ranked by exact distance (the vectors read
 back: landmarks.scale.Reranked), the out-of-core index's default; `recall1_reranked` in the CSV.
 Writes benchmarks/results/scale_codes.csv with the command and the 1-minute load average at the start.
@@ -26,7 +29,7 @@ from landmarks.index import index_settings
 from landmarks.scale import Reranked, SynthVectors
 
 RESULTS = Path(__file__).resolve().parent / 'results'
-CODES = ('PQ20x8', 'OPQ20,PQ20x8', 'PQ20x7', 'PQ40x4', 'OPQ19_38,PQ19x8', 'PQ10x8')
+CODES = ('PQ20x8', 'OPQ20,PQ20x8', 'PQ20x7', 'PQ40x4', 'OPQ19_38,PQ19x8', 'PQ10x8', 'PQ40x4fs', 'PQ20x4fs')
 
 
 def exact_nn(src, q):
@@ -39,6 +42,7 @@ def measure(code, src, q, truth, nlist, nprobe, rerank):
     "Train, fill and search one IVF index with this code: its bytes, recall@1, and recall@1 after exact re-ranking."
     pre, _, pq = code.rpartition(',')
     index = faiss.index_factory(src.d, f"{pre + ',' if pre else ''}IVF{nlist},{pq}")
+    if pq.endswith('fs'): faiss.extract_index_ivf(index).by_residual = False   # as landmarks.scale's fast-scan codes
     t0 = time.perf_counter()
     index.train(src.sample(max(64 * nlist, 256 * 64), seed=0))
     ids, x = src.batch(0)

@@ -33,7 +33,8 @@ def main():
     p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--rerank', type=int, default=16,
-                   help='candidates re-ranked exactly, from the kept vectors (0: none, and twice the code bytes)')
+                   help='candidates re-ranked exactly, from the kept vectors (0: none, and 8-bit PQ codes '
+                        'scanned on disk instead of 4-bit fast-scan codes)')
     p.add_argument('--recall-queries', type=int, default=1000,
                    help='query features of each kind checked against exact search (1,000: a standard error of '
                         'about 0.013 on a recall near 0.8)')

@@ -94,14 +94,13 @@ def index_settings(n:int, # vectors in the index
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
-    fastscan = bool(rerank)
+    fastscan = bool(rerank) and nbits in (None, 4)   # an explicit nbits other than 4: ordinary PQ (on residuals)
     lists = 4 * math.sqrt(n) * max(1, n / 10**6) ** (1 / 6)   # past 10^6 lists shorten: a probe scans ~n^(1/3)
     nlist = nlist or max(1, min(int(lists), n // 39))
     per_code = per_byte / 2 if fastscan else per_byte   # dimensions per sub-quantizer: 4-bit codes take twice as many
     m = m or next(d for d in range(max(1, int(dim // per_code)), 0, -1) if dim % d == 0)
     if dim % m: raise ValueError(f"ivfpq: m={m} must divide the dimension {dim}")
     nbits = nbits or (4 if fastscan else max(1, min(8, int(math.log2(max(n, 2))))))
-    if fastscan and nbits != 4: raise ValueError(f"index_settings: nbits={nbits}: re-ranked (fast-scan) codes: 4 bits")
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
     probes = max(probes, math.ceil(probes * nlist / 32_000))   # a neighbourhood spans a fixed share of the lists

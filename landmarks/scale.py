@@ -212,11 +212,13 @@ def merge_parts(trained, # path of the trained, empty index
 # %% ../nbs/10_scale.ipynb #96394220
 def load_index(path, # an index written by merge_parts (its .ivfdata beside it) or any faiss index
                nprobe:int=16, # inverted lists visited per query
-               rerank:int=0): # re-rank this many candidates by exact distance (the kept .vectors.npy beside it)
+               rerank:int=0, # re-rank this many candidates by exact distance (the kept .vectors.npy beside it)
+               fast_scan:bool=True): # 4-bit codes read into memory as faiss's fast-scan index (False: stay on disk)
     "Read a faiss index; its on-disk lists are found beside it and memory-mapped (4-bit codes: read in, fast-scan)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"load_index: no index at {path}")
-    index = _fast_scan(_read(path, faiss.IO_FLAG_ONDISK_SAME_DIR))
+    index = _read(path, faiss.IO_FLAG_ONDISK_SAME_DIR)
+    if fast_scan: index = _fast_scan(index)
     ivf = faiss.extract_index_ivf(index)
     ivf.nprobe = nprobe
     _set_ef(index, max(64, 2 * nprobe))

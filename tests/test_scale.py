@@ -163,7 +163,8 @@ def test_ray_index_answers_as_the_single_index(ray_session, hnsw_index):
 
 def test_index_load_mmap_with_on_disk_lists(hnsw_index, tmp_path):
     src, path = hnsw_index
-    ix = Index('ivfpq', load_index(path, nprobe=8), ['0'], dict(dim=40, **index_settings(src.n, nprobe=8)))
+    disk = load_index(path, nprobe=8, fast_scan=False)         # the lists stay on disk
+    ix = Index('ivfpq', disk, ['0'], dict(dim=40, **index_settings(src.n, nprobe=8)))
     ix.save(tmp_path / 'ix')                                   # faiss writes a reference to the on-disk lists
     with pytest.raises(FileNotFoundError, match='index.ivfdata, which is not beside it'): Index.load(tmp_path / 'ix')
     shutil.copy(path.with_suffix('.ivfdata'), tmp_path / 'ix' / 'index.ivfdata')
@@ -181,8 +182,21 @@ def test_settings_chosen_by_size(hnsw_index):
     s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
     assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))   # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
     assert [x['quantizer'] for x in s] == ['hnsw'] * 3
-    assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat', rerank=0)
-    assert index_settings(30_000, rerank=16)['m'] == 10
+    assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat', rerank=0,
+                                          fastscan=False)
+    fast = index_settings(30_000, rerank=16)                   # re-ranked: 4-bit fast-scan codes, as many bytes
+    assert (fast['m'], fast['nbits'], fast['fastscan']) == (40, 4, True)
+    assert {k: index_settings(30_000, rerank=16, nbits=8)[k] for k in ('m', 'fastscan')} == dict(m=20, fastscan=False)
+
+def test_fast_scan_reads_the_4bit_lists_and_finds_what_the_disk_index_finds(hnsw_index):
+    "load_index reads 4-bit codes into faiss's fast-scan index; fast_scan=False keeps them on disk: same neighbours."
+    src, path = hnsw_index
+    fast, disk = load_index(path, nprobe=8, rerank=16), load_index(path, nprobe=8, rerank=16, fast_scan=False)
+    assert isinstance(fast.index, faiss.IndexIVFPQFastScan) and type(disk.index) is faiss.IndexIVFPQ
+    assert fast.ntotal == disk.ntotal == src.n and disk.index.pq.nbits == 4 and not disk.index.by_residual
+    q, ids = src.matching(300, seed=4)
+    a, b = fast.search(q, 1)[1][:, 0], disk.search(q, 1)[1][:, 0]
+    assert (a == ids).mean() > 0.95 and (a == b).mean() > 0.95
 
 def test_rerank_needs_ids_that_are_rows(tmp_path):
     "Kept vectors are found by id: a source whose ids are not rows 0..n-1 is refused with rerank, accepted without."
@@ -220,9 +234,9 @@ def test_measured_peak_memory_is_the_childs_own(tmp_path):
                       threads=1)
     assert 20 < r['base_rss_mb'] <= r['peak_rss_mb'] < 650   # not the parent's 700+ MB
     s = index_settings(20_000, recall=0.5, rerank=16)         # settings chosen by size (and the recall aimed at)
-    assert {k: r[k] for k in s} == s and s['m'] == 5 and r['rerank'] == 16
+    assert {k: r[k] for k in s} == s and (s['m'], s['nbits']) == (20, 4) and r['rerank'] == 16
     assert r['vectors_bytes_per_feature'] >= 160               # the kept float32 vectors, on disk beside the index
-    assert s['m'] + 8 <= r['bytes_per_feature'] < s['m'] + 8 + 8 and r['query_s_per_image'] > 0
+    assert 10 + 8 <= r['bytes_per_feature'] < 10 + 8 + 8 and r['query_s_per_image'] > 0   # 20 4-bit codes and an id
     assert r['recall1_matched'] >= 0.8 and 0 <= r['recall1_random'] <= 1
     assert not (tmp_path / 'n20000').exists()    # the scratch index is removed
     del ballast
