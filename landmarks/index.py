@@ -87,10 +87,11 @@ def index_settings(n:int, # vectors in the index
                    niter:int=20, # k-means iterations of the coarse quantizer
                    rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
-    # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv: the nprobe reaching
-    # recall@1 0.8 is 1/2000 of nlist at 10^6, 8x10^6 and 5x10^7). When the top `rerank` are re-ranked, the codes are
-    # 4-bit fast-scan PQ on the vectors themselves (no residual: one look-up table per query, scanned with SIMD), as
-    # many bytes as the code without re-ranking (benchmarks/results/scale_codes.csv: PQ40x4fs + exact top 16)
+    # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv, the re-ranked
+    # 4-bit codes: recall@1 0.8 needs 2, 7 and 16 of 4,000, 16,000 and 54,288 lists at 10^6, 8x10^6 and 5x10^7, a
+    # share that falls with n; the rule keeps the largest size's, 1/3,400). When the top `rerank` are re-ranked, the
+    # codes are 4-bit fast-scan PQ of the vectors themselves (no residual: one look-up table per query, scanned with
+    # SIMD), as many bytes as without re-ranking (benchmarks/results/scale_codes.csv: PQ40x4fs + exact top 16)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
@@ -103,7 +104,7 @@ def index_settings(n:int, # vectors in the index
     nbits = nbits or (4 if fastscan else max(1, min(8, int(math.log2(max(n, 2))))))
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
-    probes = max(probes, math.ceil(probes * nlist / 32_000))   # a neighbourhood spans a fixed share of the lists
+    probes = max(probes, math.ceil(probes * nlist / 54_400))   # a neighbourhood spans a fixed share of the lists
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
                 niter=int(niter), quantizer=quantizer, rerank=int(rerank), fastscan=fastscan)
 
