@@ -88,8 +88,8 @@ def index_settings(n:int, # vectors in the index
                    rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
     # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv, the re-ranked
-    # 4-bit codes: recall@1 0.8 needs 2, 7 and 16 of 4,000, 16,000 and 54,288 lists at 10^6, 8x10^6 and 5x10^7, a
-    # share that falls with n; the rule keeps the largest size's, 1/3,400). When the top `rerank` are re-ranked, the
+    # 4-bit codes: recall@1 0.8 needs 2, 7, 16 and more than 41 of 4,000, 16,000, 54,288 and 136,798 lists at 10^6,
+    # 8x10^6, 5x10^7 and 2x10^8; the rule takes 1/2,975, 46 at 2x10^8). When the top `rerank` are re-ranked, the
     # codes are 4-bit fast-scan PQ of the vectors themselves (no residual: one look-up table per query, scanned with
     # SIMD), as many bytes as without re-ranking (benchmarks/results/scale_codes.csv: PQ40x4fs + exact top 16)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
@@ -104,7 +104,7 @@ def index_settings(n:int, # vectors in the index
     nbits = nbits or (4 if fastscan else max(1, min(8, int(math.log2(max(n, 2))))))
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
-    probes = max(probes, math.ceil(probes * nlist / 54_400))   # a neighbourhood spans a fixed share of the lists
+    probes = max(probes, math.ceil(probes * nlist / 47_600))   # a neighbourhood spans a fixed share of the lists
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
                 niter=int(niter), quantizer=quantizer, rerank=int(rerank), fastscan=fastscan)
 
