@@ -88,8 +88,8 @@ def index_settings(n:int, # vectors in the index
                    rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
     # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv, the re-ranked
-    # 4-bit codes: recall@1 0.8 needs 2, 7, 16 and more than 41 of 4,000, 16,000, 54,288 and 136,798 lists at 10^6,
-    # 8x10^6, 5x10^7 and 2x10^8; the rule takes 1/2,975, 46 at 2x10^8). When the top `rerank` are re-ranked, the
+    # 4-bit codes: the smallest nprobe measured to reach recall@1 0.8 is 2, 8, 16 and 46 of 4,000, 16,000, 54,288 and
+    # 136,798 lists at 10^6, 8x10^6, 5x10^7 and 2x10^8; the rule takes 1/2,975). With the top `rerank` re-ranked, the
     # codes are 4-bit fast-scan PQ of the vectors themselves (no residual: one look-up table per query, scanned with
     # SIMD), as many bytes as without re-ranking (benchmarks/results/scale_codes.csv: PQ40x4fs + exact top 16)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
