@@ -241,8 +241,9 @@ class Reranked:
         on_disk = isinstance(vectors, (str, Path))
         self.index, self.rerank = index, int(rerank)
         self.vectors = np.load(vectors, mmap_mode='r') if on_disk else vectors
-        if isinstance(getattr(self.vectors, '_mmap', None), mmap.mmap):   # rows are read at random: no readahead
-            self.vectors._mmap.madvise(mmap.MADV_RANDOM)                  # around each one read from disk
+        self._map = getattr(self.vectors, '_mmap', None)   # the file's map when the vectors are read from disk
+        if not isinstance(self._map, mmap.mmap): self._map = None
+        if self._map is not None: self._map.madvise(mmap.MADV_RANDOM)   # rows are read at random: no readahead
         if len(self.vectors) != index.ntotal:
             raise ValueError(f"Reranked: {vectors if on_disk else 'vectors'} holds "
                              f"{len(self.vectors)} vectors, the index {index.ntotal}")
@@ -267,11 +268,10 @@ class Reranked:
 
     def _prefetch(self, rows):
         "Ask for the pages of all `rows` at once (MADV_WILLNEED): the disk reads them in parallel, not one per fault."
-        mm = getattr(self.vectors, '_mmap', None)
-        if not isinstance(mm, mmap.mmap) or not len(rows): return
+        if self._map is None or not len(rows): return
         start = self.vectors.offset % mmap.ALLOCATIONGRANULARITY + rows.astype(np.int64) * self.vectors.strides[0]
         for p in np.unique(start // mmap.PAGESIZE).tolist():   # a row's first page (one in 25 rows also spans the next)
-            mm.madvise(mmap.MADV_WILLNEED, p * mmap.PAGESIZE, mmap.PAGESIZE)
+            self._map.madvise(mmap.MADV_WILLNEED, p * mmap.PAGESIZE, mmap.PAGESIZE)
 
 # %% ../nbs/10_scale.ipynb #f2be7853
 def _copy_trained(src, dst, d):
