@@ -85,13 +85,17 @@ def index_settings(n:int, # vectors in the index
                    nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, # None: chosen by size and recall
                    quantizer:str=None, # coarse quantizer: 'flat' | 'hnsw' (None: HNSW from 2,048 lists on)
                    niter:int=20, # k-means iterations of the coarse quantizer
-                   rerank:int=0)->dict: # candidates re-ranked by exact distance (0: none; the vectors are kept)
+                   rerank:int=0, # candidates re-ranked by exact distance (0: none; the vectors are kept)
+                   code_dim:int=None, # dimensions the codes see after a PCA (None: `dim`; by `code_bytes` if re-ranked)
+                   code_bytes:int=18)->dict: # re-ranked 4-bit codes (m chosen): at most this many bytes, by a PCA
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
     # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv, the re-ranked
     # 4-bit codes: the smallest nprobe measured to reach recall@1 0.8 is 2, 8, 16 and 46 of 4,000, 16,000, 54,288 and
     # 136,798 lists at 10^6, 8x10^6, 5x10^7 and 2x10^8; the rule takes 1/2,975). With the top `rerank` re-ranked, the
     # codes are 4-bit fast-scan PQ of the vectors themselves (no residual: one look-up table per query, scanned with
-    # SIMD), as many bytes as without re-ranking (benchmarks/results/scale_codes.csv: PQ40x4fs + exact top 16)
+    # SIMD), at most `code_bytes`: 18 leaves 8 for the id and 2 for the coarse quantizer's share within 28 bytes a
+    # feature. Vectors with more dimensions than the code's sub-quantizers are first projected (PCA) to `code_dim`
+    # (benchmarks/results/scale_codes.csv: PCA36,PQ36x4fs + exact top 16)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
@@ -99,14 +103,19 @@ def index_settings(n:int, # vectors in the index
     lists = 4 * math.sqrt(n) * max(1, n / 10**6) ** (1 / 6)   # past 10^6 lists shorten: a probe scans ~n^(1/3)
     nlist = nlist or max(1, min(int(lists), n // 39))
     per_code = per_byte / 2 if fastscan else per_byte   # dimensions per sub-quantizer: 4-bit codes take twice as many
-    m = m or next(d for d in range(max(1, int(dim // per_code)), 0, -1) if dim % d == 0)
-    if dim % m: raise ValueError(f"ivfpq: m={m} must divide the dimension {dim}")
+    if int(code_bytes) < 1: raise ValueError(f"index_settings: parameter code_bytes={code_bytes} must be >= 1")
+    if code_dim is None:   # two 4-bit codes a byte; an explicit m keeps every dimension
+        code_dim = min(dim, int(2 * code_bytes * max(1, per_code))) if fastscan and m is None else dim
+    if not 1 <= int(code_dim) <= dim:
+        raise ValueError(f"index_settings: parameter code_dim={code_dim} must lie in 1..{dim} (the dimension)")
+    m = m or next(d for d in range(max(1, int(code_dim // per_code)), 0, -1) if code_dim % d == 0)
+    if code_dim % m: raise ValueError(f"ivfpq: m={m} must divide the dimension {code_dim}")
     nbits = nbits or (4 if fastscan else max(1, min(8, int(math.log2(max(n, 2))))))
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
     probes = max(probes, math.ceil(probes * nlist / 47_600))   # a neighbourhood spans a fixed share of the lists
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
-                niter=int(niter), quantizer=quantizer, rerank=int(rerank), fastscan=fastscan)
+                niter=int(niter), quantizer=quantizer, rerank=int(rerank), fastscan=fastscan, code_dim=int(code_dim))
 
 # %% ../nbs/05_kdtree.ipynb #5e2c9e78
 def faiss_settings(n:int, # vectors in the index

@@ -92,6 +92,14 @@ def _set_ef(index, ef):
 
 def _fast_scan(index):
     "A 4-bit IVF-PQ as faiss's fast-scan index (its lists read into memory, block-packed for SIMD); others as they are."
+    if isinstance(index, faiss.IndexPreTransform):   # a projection to the code's dimensions first: keep it in front
+        inner = faiss.downcast_index(index.index)
+        fast = _fast_scan(inner)
+        if fast is inner: return index
+        out = faiss.IndexPreTransform(fast)
+        for i in reversed(range(index.chain.size())): out.prepend_transform(index.chain.at(i))
+        out.referenced_objects = [index, fast]   # `index` owns the transforms and the IVF-PQ the fast scan copies
+        return out
     if not isinstance(index, faiss.IndexIVFPQ) or index.pq.nbits != 4: return index
     fast = faiss.IndexIVFPQFastScan(index)   # same quantizer, codes and ids; look-up tables quantized to 8 bits
     fast.referenced_objects = [index]        # keeps the coarse quantizer (shared, owned by `index`) alive
@@ -99,15 +107,26 @@ def _fast_scan(index):
 
 def _new_ivfpq(d, s, seed):
     "An empty IVF-PQ index with settings `s` (index_settings): a flat or HNSW coarse quantizer; 8- or 4-bit codes."
-    hnsw = s['quantizer'] == 'hnsw'
-    q = faiss.IndexHNSWFlat(d, 32) if hnsw else faiss.IndexFlatL2(d)
+    hnsw, cd = s['quantizer'] == 'hnsw', int(s.get('code_dim', d))
+    q = faiss.IndexHNSWFlat(cd, 32) if hnsw else faiss.IndexFlatL2(cd)
     if hnsw: q.hnsw.efSearch = 64      # candidates kept while walking the graph (at least nprobe are returned)
-    index = faiss.IndexIVFPQ(q, d, s['nlist'], s['m'], s['nbits'])
+    index = faiss.IndexIVFPQ(q, cd, s['nlist'], s['m'], s['nbits'])
     index.use_precomputed_table = -1   # no precomputed tables (see _read)
     if s.get('fastscan'): index.by_residual = False   # 4-bit codes of the vectors themselves (see _fast_scan)
     index.cp.seed = index.pq.cp.seed = seed
     index.cp.niter = s['niter']
-    return index
+    if cd == d: return index
+    return faiss.IndexPreTransform(faiss.PCAMatrix(d, cd), index)   # fewer dimensions for fewer code bytes
+
+def _projected(index, x, train:bool=False):
+    "Vectors `x` as the inverted lists see them: through the index's projection (`train`: fit it on `x` first)."
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not isinstance(index, faiss.IndexPreTransform): return x
+    for i in range(index.chain.size()):
+        vt = index.chain.at(i)
+        if train and not vt.is_trained: vt.train(x)
+        x = vt.apply(x)
+    return x
 
 def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
                 out_path, # where the trained, empty index goes
@@ -116,11 +135,12 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
                 sample:int=None, # training vectors (default: max(64 nlist, 16384))
                 niter:int=20, # k-means iterations of the coarse quantizer
                 seed:int=0, overwrite:bool=False,
-                rerank:int=16) -> Path: # candidates the search re-ranks by exact distance (picks m by size)
+                rerank:int=16, # candidates the search re-ranks by exact distance (picks m by size)
+                code_dim:int=None) -> Path: # dimensions the codes see after a PCA (None: index_settings' choice)
     "Train an empty IVF-PQ index (settings by size) on a sample of `source` and write it to `out_path`."
     out_path = Path(out_path)
     s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter,
-                       rerank=rerank)
+                       rerank=rerank, code_dim=code_dim)
     record = dict(source=repr(source), d=int(source.d), **s, sample=sample, seed=seed)
     if cached_stage(out_path, record, overwrite) == 'skip': return out_path
     x = np.ascontiguousarray(source.sample(sample or _train_size(s['nlist']), seed), dtype=np.float32)
@@ -129,8 +149,10 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
     index = _new_ivfpq(source.d, s, seed)
     if s['quantizer'] == 'hnsw':   # two-level k-means; the centroids go into the graph, and index.train keeps them
         nc1 = int(math.sqrt(s['nlist']))
-        centroids, _ = two_level_clustering(x, nc1, s['nlist'], clustering_niter=s['niter'], seed=seed)
-        index.quantizer.add(centroids)
+        xq = _projected(index, x, train=True)   # the centroids live where the lists do: in the projection, if any
+        centroids, _ = two_level_clustering(xq, nc1, s['nlist'], clustering_niter=s['niter'], seed=seed)
+        faiss.extract_index_ivf(index).quantizer.add(centroids)
+        del xq
     index.train(x)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp: faiss.write_index(index, str(tmp))
@@ -294,11 +316,12 @@ def build_ooc_index(source, # a vector source
                     trained=None, # an already trained, empty index to fill instead of training one
                     keep_parts:bool=True, # keep the parts (for sharded search); else delete after the merge
                     overwrite:bool=False,
-                    rerank:int=16) -> Path: # >0: keep the vectors (index.vectors.npy) for exact re-ranking
+                    rerank:int=16, # >0: keep the vectors (index.vectors.npy) for exact re-ranking
+                    code_dim:int=None) -> Path: # dimensions the codes see after a PCA (None: index_settings' choice)
     "Build an IVF-PQ index with inverted lists on disk, streaming `source` batch by batch; returns the index path."
     out_dir = Path(out_dir)
     s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter,
-                       rerank=rerank)
+                       rerank=rerank, code_dim=code_dim)
     settings = dict(source=repr(source), n=int(source.n), d=int(source.d), **s, sample=sample, seed=seed,
                     trained=str(trained) if trained else None)
     _check_settings(out_dir, settings, overwrite)
@@ -306,7 +329,8 @@ def build_ooc_index(source, # a vector source
     if out.exists(): return out
     if trained: trained = _copy_trained(trained, out_dir / 'trained.index', source.d)
     else: trained = train_ivfpq(source, out_dir / 'trained.index', recall, s['nlist'], s['m'], s['nbits'],
-                                s['quantizer'], sample, s['niter'], seed, rerank=s['rerank'])
+                                s['quantizer'], sample, s['niter'], seed, rerank=s['rerank'],
+                                code_dim=s['code_dim'])
     parts = fill_parts(trained, source, out_dir / 'parts', vectors=_vectors_path(out) if s['rerank'] else None)
     merge_parts(trained, parts, out)
     if not keep_parts: shutil.rmtree(out_dir / 'parts')
@@ -317,7 +341,7 @@ def _in_memory_index(trained, source, nprobe=16):
     "The same trained index with every batch added in memory (the reference for tests)."
     index = faiss.read_index(str(trained))
     for i in range(source.n_batches): index.add_with_ids(*source.batch(i)[::-1])
-    index.nprobe = nprobe
+    faiss.extract_index_ivf(index).nprobe = nprobe
     return index
 
 # %% ../nbs/10_scale.ipynb #10848ea1
@@ -356,7 +380,7 @@ def search_images(index, # load_index's index, a RayIndex, or anything with .sea
 
 def _probed_lists(index, x, nprobe):
     "How many list visits a batch of queries `x` makes, and how many distinct lists it reads."
-    _, lists = faiss.extract_index_ivf(index).quantizer.search(np.ascontiguousarray(x, np.float32), nprobe)
+    _, lists = faiss.extract_index_ivf(index).quantizer.search(_projected(index, x), nprobe)
     return lists.size, len(np.unique(lists[lists >= 0]))
 
 # %% ../nbs/10_scale.ipynb #68068b36
@@ -558,7 +582,8 @@ def _child_build(n, out_dir, batch_size, settings, seed, threads):
     src, out_dir = SynthVectors(n, batch_size=batch_size, seed=seed), Path(out_dir)
     t0 = time.perf_counter()
     trained = train_ivfpq(src, out_dir / 'trained.index', nlist=s['nlist'], m=s['m'], nbits=s['nbits'],
-                          quantizer=s['quantizer'], niter=s['niter'], seed=seed, overwrite=True, rerank=s['rerank'])
+                          quantizer=s['quantizer'], niter=s['niter'], seed=seed, overwrite=True, rerank=s['rerank'],
+                          code_dim=s['code_dim'])
     t1 = time.perf_counter()
     vectors = _vectors_path(out_dir / 'index.faiss') if s['rerank'] else None
     parts = fill_parts(trained, src, out_dir / 'parts', overwrite=True, vectors=vectors)
@@ -640,6 +665,7 @@ def measure_index(n:int, # number of features
                   recall:float=0.8, # recall@1 aimed at: the settings come from index_settings(n, 40, recall)
                   nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, quantizer:str=None, # None: by size
                   rerank:int=16, # candidates re-ranked by exact distance (the vectors kept on disk; 0: none)
+                  code_dim:int=None, # dimensions the codes see after a PCA (None: index_settings' choice)
                   k:int=100, # neighbours per query feature
                   n_images:int=5, # query images timed (median)
                   features:int=1000, # features per query image
@@ -652,7 +678,7 @@ def measure_index(n:int, # number of features
         raise ValueError(f"measure_index: parameter part={part!r}: 'all', 'build' or 'query'")
     work = Path(work_dir) / f'n{int(n)}'
     s = index_settings(int(n), 40, recall, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, quantizer=quantizer,
-                       rerank=rerank)
+                       rerank=rerank, code_dim=code_dim)
     record = dict(settings=s, batch_size=int(batch_size), seed=seed)
     try:
         if part == 'query': b = _built(work, record)

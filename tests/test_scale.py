@@ -183,9 +183,12 @@ def test_settings_chosen_by_size(hnsw_index):
     assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))   # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
     assert [x['quantizer'] for x in s] == ['hnsw'] * 3
     assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat', rerank=0,
-                                          fastscan=False)
-    fast = index_settings(30_000, rerank=16)                   # re-ranked: 4-bit fast-scan codes, as many bytes
-    assert (fast['m'], fast['nbits'], fast['fastscan']) == (40, 4, True)
+                                          fastscan=False, code_dim=40)
+    fast = index_settings(30_000, rerank=16)                   # re-ranked: 4-bit fast-scan codes of at most 18 bytes,
+    assert (fast['m'], fast['nbits'], fast['fastscan'], fast['code_dim']) == (36, 4, True, 36)   # 40 -> 36 (PCA)
+    wide = index_settings(30_000, rerank=16, code_bytes=20)   # 20 bytes: the 40 dimensions, one sub-quantizer each
+    assert (wide['m'], wide['code_dim']) == (40, 40)
+    with pytest.raises(ValueError, match='code_bytes=0'): index_settings(30_000, rerank=16, code_bytes=0)
     assert {k: index_settings(30_000, rerank=16, nbits=8)[k] for k in ('m', 'fastscan')} == dict(m=20, fastscan=False)
 
 def test_fast_scan_reads_the_4bit_lists_and_finds_what_the_disk_index_finds(hnsw_index):
@@ -196,6 +199,23 @@ def test_fast_scan_reads_the_4bit_lists_and_finds_what_the_disk_index_finds(hnsw
     assert fast.ntotal == disk.ntotal == src.n and disk.index.pq.nbits == 4 and not disk.index.by_residual
     q, ids = src.matching(300, seed=4)
     a, b = fast.search(q, 1)[1][:, 0], disk.search(q, 1)[1][:, 0]
+    assert (a == ids).mean() > 0.95 and (a == b).mean() > 0.95
+
+def test_default_codes_are_projected_to_18_bytes_and_search_as_in_memory(tmp_path):
+    "Default re-ranked settings: PCA 40 -> 36 before PQ36x4 (18 bytes, and an 8-byte id on disk); all readings agree."
+    src = SynthVectors(12_000, batch_size=4_000, seed=5)
+    path = build_ooc_index(src, tmp_path / 'ooc', nlist=64, quantizer='hnsw')
+    disk = load_index(path, nprobe=6, fast_scan=False)
+    assert isinstance(disk, faiss.IndexPreTransform) and disk.chain.at(0).d_out == 36 and disk.d == 40
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(disk))
+    assert (ivf.d, ivf.code_size, ivf.pq.M, ivf.pq.nbits) == (36, 18, 36, 4)
+    assert path.with_suffix('.ivfdata').stat().st_size == src.n * (18 + 8)
+    q, ids = src.matching(300, seed=4)
+    mem = _in_memory_index(tmp_path / 'ooc' / 'trained.index', src, nprobe=6)
+    assert same_answers(*mem.search(q, 10), *disk.search(q, 10))
+    fast, slow = load_index(path, nprobe=6, rerank=16), load_index(path, nprobe=6, rerank=16, fast_scan=False)
+    assert isinstance(faiss.downcast_index(fast.index.index), faiss.IndexIVFPQFastScan) and fast.index.d == 40
+    a, b = fast.search(q, 1)[1][:, 0], slow.search(q, 1)[1][:, 0]
     assert (a == ids).mean() > 0.95 and (a == b).mean() > 0.95
 
 def test_rerank_needs_ids_that_are_rows(tmp_path):
