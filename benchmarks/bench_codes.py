@@ -64,7 +64,7 @@ def main():
     p.add_argument('--queries', type=int, default=2000, help='random query features checked against exact search')
     p.add_argument('--codes', default=','.join(c.replace(',', '+') for c in CODES),
                    help="faiss codes, comma-separated ('+' for a pre-transform: OPQ20+PQ20x8)")
-    p.add_argument('--rerank', type=int, default=16, help='candidates re-ranked by exact distance (0: none)')
+    p.add_argument('--rerank', type=int, default=32, help='candidates re-ranked by exact distance (0: none)')
     a = p.parse_args()
     load = os.getloadavg()[0]
     faiss.omp_set_num_threads(os.cpu_count())

@@ -32,7 +32,7 @@ def main():
     p.add_argument('--nlist', type=int, default=None, help='default: chosen by size (index_settings)')
     p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
-    p.add_argument('--rerank', type=int, default=16,
+    p.add_argument('--rerank', type=int, default=32,
                    help='candidates re-ranked exactly, from the kept vectors (0: none, and 8-bit PQ codes '
                         'scanned on disk instead of 4-bit fast-scan codes)')
     p.add_argument('--recall-queries', type=int, default=1000,

@@ -135,7 +135,7 @@ def train_ivfpq(source, # a vector source (`n`, `d`, `sample(n, seed)`)
                 sample:int=None, # training vectors (default: max(64 nlist, 16384))
                 niter:int=20, # k-means iterations of the coarse quantizer
                 seed:int=0, overwrite:bool=False,
-                rerank:int=16, # candidates the search re-ranks by exact distance (picks m by size)
+                rerank:int=32, # candidates the search re-ranks by exact distance (picks m by size)
                 code_dim:int=None) -> Path: # dimensions the codes see after a PCA (None: index_settings' choice)
     "Train an empty IVF-PQ index (settings by size) on a sample of `source` and write it to `out_path`."
     out_path = Path(out_path)
@@ -258,7 +258,7 @@ class Reranked:
     "An index whose first `rerank` candidates are re-ranked by exact distance to the kept vectors (read by id)."
     def __init__(self, index, # anything with .search(x, k) (faiss, RayIndex) whose ids are rows of `vectors`
                  vectors, # (n, d) float32 array, or a .npy path (memory-mapped: only candidates are read)
-                 rerank:int=16): # candidates re-ranked per query vector
+                 rerank:int=32): # candidates re-ranked per query vector
         if int(rerank) < 1: raise ValueError(f"Reranked: parameter rerank={rerank} must be >= 1")
         on_disk = isinstance(vectors, (str, Path))
         self.index, self.rerank = index, int(rerank)
@@ -316,7 +316,7 @@ def build_ooc_index(source, # a vector source
                     trained=None, # an already trained, empty index to fill instead of training one
                     keep_parts:bool=True, # keep the parts (for sharded search); else delete after the merge
                     overwrite:bool=False,
-                    rerank:int=16, # >0: keep the vectors (index.vectors.npy) for exact re-ranking
+                    rerank:int=32, # >0: keep the vectors (index.vectors.npy) for exact re-ranking
                     code_dim:int=None) -> Path: # dimensions the codes see after a PCA (None: index_settings' choice)
     "Build an IVF-PQ index with inverted lists on disk, streaming `source` batch by batch; returns the index path."
     out_dir = Path(out_dir)
@@ -664,7 +664,7 @@ def measure_index(n:int, # number of features
                   work_dir, # where the index is built (deleted afterwards when part='all', unless keep)
                   recall:float=0.8, # recall@1 aimed at: the settings come from index_settings(n, 40, recall)
                   nlist:int=None, m:int=None, nbits:int=None, nprobe:int=None, quantizer:str=None, # None: by size
-                  rerank:int=16, # candidates re-ranked by exact distance (the vectors kept on disk; 0: none)
+                  rerank:int=32, # candidates re-ranked by exact distance (the vectors kept on disk; 0: none)
                   code_dim:int=None, # dimensions the codes see after a PCA (None: index_settings' choice)
                   k:int=100, # neighbours per query feature
                   n_images:int=5, # query images timed (median)
