@@ -253,8 +253,8 @@ def test_measured_peak_memory_is_the_childs_own(tmp_path):
     r = measure_index(20_000, tmp_path, recall=0.5, batch_size=10_000, n_images=1, features=100, recall_queries=20,
                       threads=1)
     assert 20 < r['base_rss_mb'] <= r['peak_rss_mb'] < 650   # not the parent's 700+ MB
-    s = index_settings(20_000, recall=0.5, rerank=16)         # settings chosen by size (and the recall aimed at)
-    assert {k: r[k] for k in s} == s and (s['m'], s['nbits']) == (20, 4) and r['rerank'] == 16
+    s = index_settings(20_000, recall=0.5, rerank=32)         # settings chosen by size (and the recall aimed at)
+    assert {k: r[k] for k in s} == s and (s['m'], s['nbits'], s['code_dim']) == (20, 4, 40) and r['rerank'] == 32
     assert r['vectors_bytes_per_feature'] >= 160               # the kept float32 vectors, on disk beside the index
     assert 10 + 8 <= r['bytes_per_feature'] < 10 + 8 + 8 and r['query_s_per_image'] > 0   # 20 4-bit codes and an id
     assert r['recall1_matched'] >= 0.8 and 0 <= r['recall1_random'] <= 1
