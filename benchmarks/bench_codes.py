@@ -1,4 +1,4 @@
-"""Code bytes against recall@1 (chapter 10): why the out-of-core index keeps 20-byte PQ codes.
+"""Code bytes against recall@1 (chapter 10): why the out-of-core index keeps 18-byte 4-bit codes after a PCA.
 
     flock /work/wt/bench.lock nice -n 5 python benchmarks/bench_codes.py --n 1e6 --queries 2000
 
@@ -9,8 +9,8 @@ bench_scale.py (one size, in memory: the codes and not the storage are compared)
 features against exact search for the faiss codes of 20 bytes and fewer that fit 40-D vectors: PQ20x8 (the
 default), OPQ before PQ20x8, PQ20x7 (18 bytes), PQ40x4 (20 bytes of 4-bit codes), OPQ to 38 dimensions with
 PQ19x8 (19 bytes), PQ10x8 (10 bytes), and PQ40x4fs / PQ20x4fs: faiss's fast-scan 4-bit codes (SIMD look-ups) of the
-vectors themselves, not of their residuals (one look-up table per query; the out-of-core default with re-ranking,
-landmarks.index.index_settings). Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe; search_s is
+vectors themselves, not of their residuals (one look-up table per query), and the same after a PCA to 38 or 36
+dimensions (PCA36,PQ36x4fs: 18 bytes, the out-of-core default with re-ranking, landmarks.index.index_settings). Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe; search_s is
 the time of the search at that nprobe (all queries, one call).
 `--rerank R` also measures recall@1 once the top R candidates are re-ranked by exact distance (the vectors read
 back: landmarks.scale.Reranked), the out-of-core index's default; `recall1_reranked` in the CSV.
@@ -29,7 +29,8 @@ from landmarks.index import index_settings
 from landmarks.scale import Reranked, SynthVectors
 
 RESULTS = Path(__file__).resolve().parent / 'results'
-CODES = ('PQ20x8', 'OPQ20,PQ20x8', 'PQ20x7', 'PQ40x4', 'OPQ19_38,PQ19x8', 'PQ10x8', 'PQ40x4fs', 'PQ20x4fs')
+CODES = ('PQ20x8', 'OPQ20,PQ20x8', 'PQ20x7', 'PQ40x4', 'OPQ19_38,PQ19x8', 'PQ10x8', 'PQ40x4fs', 'PCA38,PQ38x4fs',
+         'PCA36,PQ36x4fs', 'PQ20x4fs')
 
 
 def exact_nn(src, q):
