@@ -95,7 +95,7 @@ def index_settings(n:int, # vectors in the index
     # codes are 4-bit fast-scan PQ of the vectors themselves (no residual: one look-up table per query, scanned with
     # SIMD), at most `code_bytes`: 18 leaves 8 for the id and 2 for the coarse quantizer's share within 28 bytes a
     # feature. Vectors with more dimensions than the code's sub-quantizers are first projected (PCA) to `code_dim`
-    # (benchmarks/results/scale_codes.csv: PCA36,PQ36x4fs + exact top 16)
+    # (benchmarks/results/scale_codes.csv: PCA36,PQ36x4fs + exact top 32)
     if not 0 < recall <= 1: raise ValueError(f"index_settings: parameter recall={recall} must lie in (0, 1]")
     if int(rerank) < 0: raise ValueError(f"index_settings: parameter rerank={rerank} must be >= 0")
     per_byte, probes = next((b, p) for r, b, p in _RECALL_STEPS if recall <= r)
