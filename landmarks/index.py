@@ -90,8 +90,8 @@ def index_settings(n:int, # vectors in the index
                    code_bytes:int=18)->dict: # re-ranked 4-bit codes (m chosen): at most this many bytes, by a PCA
     "IVF-PQ settings by size: nlist ~ 4 sqrt(n) (n/10^6)^(1/6) past 10^6 (>= 39 points a list), HNSW for many lists;"
     # nprobe a fixed share of nlist once that share is larger (benchmarks/results/scale_nprobe.csv, the re-ranked
-    # 4-bit codes: the smallest nprobe measured to reach recall@1 0.8 is 2, 8, 16 and 46 of 4,000, 16,000, 54,288 and
-    # 136,798 lists at 10^6, 8x10^6, 5x10^7 and 2x10^8; the rule takes 1/2,975). With the top `rerank` re-ranked, the
+    # 4-bit codes: the smallest nprobe measured to reach recall@1 0.8 is 2, 8, 16 and 58 of 4,000, 16,000, 54,288 and
+    # 136,798 lists at 10^6, 8x10^6, 5x10^7 and 2x10^8; the rule takes 1/2,359). With the top `rerank` re-ranked, the
     # codes are 4-bit fast-scan PQ of the vectors themselves (no residual: one look-up table per query, scanned with
     # SIMD), at most `code_bytes`: 18 leaves 8 for the id and 2 for the coarse quantizer's share within 28 bytes a
     # feature. Vectors with more dimensions than the code's sub-quantizers are first projected (PCA) to `code_dim`
@@ -113,7 +113,7 @@ def index_settings(n:int, # vectors in the index
     nbits = nbits or (4 if fastscan else max(1, min(8, int(math.log2(max(n, 2))))))
     quantizer = quantizer or ('hnsw' if nlist >= 2048 else 'flat')
     if quantizer not in ('flat', 'hnsw'): raise ValueError(f"index_settings: quantizer={quantizer!r}: 'flat' or 'hnsw'")
-    probes = max(probes, math.ceil(probes * nlist / 47_600))   # a neighbourhood spans a fixed share of the lists
+    probes = max(probes, math.ceil(probes * nlist / 37_740))   # a neighbourhood spans a fixed share of the lists
     return dict(nlist=int(nlist), m=int(m), nbits=int(nbits), nprobe=int(min(nprobe or probes, nlist)),
                 niter=int(niter), quantizer=quantizer, rerank=int(rerank), fastscan=fastscan, code_dim=int(code_dim))
 
