@@ -218,6 +218,19 @@ def test_default_codes_are_projected_to_18_bytes_and_search_as_in_memory(tmp_pat
     a, b = fast.search(q, 1)[1][:, 0], slow.search(q, 1)[1][:, 0]
     assert (a == ids).mean() > 0.95 and (a == b).mean() > 0.95
 
+def test_warm_reads_the_kept_vectors_once_in_order(hnsw_index):
+    "Reranked.warm reads the whole vectors file (the bytes read by this process grow by its size); answers unchanged."
+    src, path = hnsw_index
+    rr, vectors = load_index(path, nprobe=8, rerank=16), path.with_suffix('.vectors.npy')
+    q = src.queries(50, seed=3)
+    before = rr.search(q, 5)
+    io = lambda: int(next(l for l in open('/proc/self/io') if l.startswith('rchar')).split()[1])
+    start = io()
+    assert rr.warm(chunk_mb=1) >= 0 and io() - start >= vectors.stat().st_size
+    after = rr.search(q, 5)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    assert Reranked(rr.index, np.load(vectors), 16).warm() == 0.0   # vectors already in memory: nothing to read
+
 def test_rerank_needs_ids_that_are_rows(tmp_path):
     "Kept vectors are found by id: a source whose ids are not rows 0..n-1 is refused with rerank, accepted without."
     class Offset(SynthVectors):
