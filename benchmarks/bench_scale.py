@@ -2,7 +2,8 @@
 
 Each index size is built and searched in fresh processes (landmarks.scale.measure_index) with the settings
 landmarks.index.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
-measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched), recall@1 against
+measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched, after the kept
+vectors are read once in order: Reranked.warm, as a serving index keeps them in memory), recall@1 against
 exact search (after the exact re-ranking of the top --rerank candidates, from the vectors kept on disk). Rows are
 appended to benchmarks/results/scale_index.csv as they finish, with the command that made them, the commit and the
 machine's load; sizes already there (for the same --recall) are skipped (--redo replaces
