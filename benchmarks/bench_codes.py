@@ -10,8 +10,9 @@ features against exact search for the faiss codes of 20 bytes and fewer that fit
 default), OPQ before PQ20x8, PQ20x7 (18 bytes), PQ40x4 (20 bytes of 4-bit codes), OPQ to 38 dimensions with
 PQ19x8 (19 bytes), PQ10x8 (10 bytes), and PQ40x4fs / PQ20x4fs: faiss's fast-scan 4-bit codes (SIMD look-ups) of the
 vectors themselves, not of their residuals (one look-up table per query), and the same after a PCA to 38 or 36
-dimensions (PCA36,PQ36x4fs: 18 bytes, the out-of-core default with re-ranking, landmarks.index.index_settings). Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe; search_s is
-the time of the search at that nprobe (all queries, one call).
+dimensions (PCA36,PQ36x4fs: 18 bytes, the out-of-core default with re-ranking, landmarks.index.index_settings).
+Same coarse quantizer (flat, nlist = index_settings(n)), same nprobe; search_s is the time of the search at that
+nprobe (all queries, one call).
 `--rerank R` also measures recall@1 once the top R candidates are re-ranked by exact distance (the vectors read
 back: landmarks.scale.Reranked), the out-of-core index's default; `recall1_reranked` in the CSV.
 Writes benchmarks/results/scale_codes.csv with the command and the 1-minute load average at the start.
