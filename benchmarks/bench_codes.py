@@ -27,7 +27,7 @@ import pandas as pd
 
 from landmarks.data import atomic_path
 from landmarks.index import index_settings
-from landmarks.scale import Reranked, SynthVectors
+from landmarks.scale import RERANK, Reranked, SynthVectors
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 CODES = ('PQ20x8', 'OPQ20,PQ20x8', 'PQ20x7', 'PQ40x4', 'OPQ19_38,PQ19x8', 'PQ10x8', 'PQ40x4fs', 'PCA38,PQ38x4fs',
@@ -66,7 +66,7 @@ def main():
     p.add_argument('--queries', type=int, default=2000, help='random query features checked against exact search')
     p.add_argument('--codes', default=','.join(c.replace(',', '+') for c in CODES),
                    help="faiss codes, comma-separated ('+' for a pre-transform: OPQ20+PQ20x8)")
-    p.add_argument('--rerank', type=int, default=32, help='candidates re-ranked by exact distance (0: none)')
+    p.add_argument('--rerank', type=int, default=RERANK, help='candidates re-ranked by exact distance (0: none)')
     a = p.parse_args()
     load = os.getloadavg()[0]
     faiss.omp_set_num_threads(os.cpu_count())

@@ -19,8 +19,8 @@ import landmarks  # noqa: F401  (imports triton before anything can import tenso
 import argparse, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
-from landmarks.scale import (cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index, load_index,
-                             RayIndex, same_answers)
+from landmarks.scale import (RERANK, cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index,
+                             load_index, RayIndex, same_answers)
 import subprocess
 from landmarks.index import index_settings
 
@@ -33,7 +33,7 @@ def main():
     p.add_argument('--nlist', type=int, default=None, help='default: chosen by size (index_settings)')
     p.add_argument('--m', type=int, default=None, help='default: chosen by --recall')
     p.add_argument('--nprobe', type=int, default=None, help='default: chosen by --recall')
-    p.add_argument('--rerank', type=int, default=32,
+    p.add_argument('--rerank', type=int, default=RERANK,
                    help='candidates re-ranked exactly, from the kept vectors (0: none, and 8-bit PQ codes '
                         'scanned on disk instead of 4-bit fast-scan codes)')
     p.add_argument('--recall-queries', type=int, default=1000,
