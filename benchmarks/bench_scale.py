@@ -3,8 +3,9 @@
 Each index size is built and searched in fresh processes (landmarks.scale.measure_index) with the settings
 landmarks.index.index_settings chooses for the size and --recall: build time, peak resident memory (VmHWM,
 measured), bytes per feature on disk, query time per 1,000-feature image (one by one and batched, after the kept
-vectors are read once in order: Reranked.warm, as a serving index keeps them in memory), recall@1 against
-exact search (after the exact re-ranking of the top --rerank candidates, from the vectors kept on disk). Rows are
+vectors are read once in order: Reranked.warm holds them in memory when they fit, as a serving index does), recall@1
+against exact search (after the exact re-ranking of the top --rerank candidates, from the vectors kept on disk,
+float16 by default: --vectors-dtype). Rows are
 appended to benchmarks/results/scale_index.csv as they finish, with the command that made them, the commit and the
 machine's load; sizes already there (for the same --recall) are skipped (--redo replaces
 them). A long size can run in two parts: `--part build --work DIR` builds and keeps the index (and its build.json),
@@ -19,8 +20,8 @@ import landmarks  # noqa: F401  (imports triton before anything can import tenso
 import argparse, os, sys, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd
-from landmarks.scale import (RERANK, cost_table, measure_extraction, SynthVectors, build_ooc_index, shard_index,
-                             load_index, RayIndex, same_answers)
+from landmarks.scale import (RERANK, KEPT_DTYPE, cost_table, measure_extraction, SynthVectors, build_ooc_index,
+                             shard_index, load_index, RayIndex, same_answers)
 import subprocess
 from landmarks.index import index_settings
 
@@ -36,6 +37,8 @@ def main():
     p.add_argument('--rerank', type=int, default=RERANK,
                    help='candidates re-ranked exactly, from the kept vectors (0: none, and 8-bit PQ codes '
                         'scanned on disk instead of 4-bit fast-scan codes)')
+    p.add_argument('--vectors-dtype', default=KEPT_DTYPE, choices=['float16', 'float32'],
+                   help='type of the vectors kept for the re-ranking (float16: half the bytes)')
     p.add_argument('--recall-queries', type=int, default=1000,
                    help='query features of each kind checked against exact search (1,000: a standard error of '
                         'about 0.013 on a recall near 0.8)')
@@ -80,7 +83,7 @@ def main():
                              f'start{", under load" if load > 2.5 else ""}): times are upper bounds',
                      date=time.strftime('%Y-%m-%d %H:%M'))
         t = cost_table(sizes, work, csv=csv, extra=extra, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=a.nprobe,
-                       rerank=a.rerank,
+                       rerank=a.rerank, vectors_dtype=a.vectors_dtype,
                        batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
                        recall_queries=a.recall_queries, part=a.part)
     if a.part == 'build': return print(f'built {a.sizes} in {a.work} (load average {load:.1f} at start)')
@@ -101,8 +104,8 @@ def sweep(a, sizes):
         for nprobe in [int(x) for x in a.nprobes.split(',')]:
             load = os.getloadavg()[0]
             r = measure_index(n, a.work, recall=a.recall, nlist=a.nlist, m=a.m, nprobe=nprobe, rerank=a.rerank,
-                              batch_size=a.batch_size, threads=a.threads, n_images=a.query_images,
-                              recall_queries=a.recall_queries, part='query')
+                              vectors_dtype=a.vectors_dtype, batch_size=a.batch_size, threads=a.threads,
+                              n_images=a.query_images, recall_queries=a.recall_queries, part='query')
             rows.append({k: r[k] for k in ('n', 'nlist', 'm', 'nprobe', 'rerank', 'quantizer', 'recall1_random',
                                            'recall1_matched', 'recallk_random', 'recall_queries', 'query_s_per_image')}
                         | dict(load=load, command=_command(), commit=_commit(), date=time.strftime('%Y-%m-%d %H:%M')))

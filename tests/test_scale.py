@@ -231,6 +231,30 @@ def test_warm_reads_the_kept_vectors_once_in_order(hnsw_index):
     assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
     assert Reranked(rr.index, np.load(vectors), 16).warm() == 0.0   # vectors already in memory: nothing to read
 
+def test_kept_vectors_are_float16_and_held_in_memory_with_the_same_answers(hnsw_index, tmp_path):
+    "The kept vectors take 2 bytes a dimension; held in memory or mapped, the answers are the same as float32's."
+    src, path = hnsw_index
+    vectors = path.with_suffix('.vectors.npy')
+    kept = np.load(vectors, mmap_mode='r')
+    ids, x = src.batch(2)
+    assert kept.dtype == np.float16 and vectors.stat().st_size < 128 + src.n * src.d * 2 + 64
+    np.testing.assert_allclose(kept[ids], x, atol=2e-3)
+    mapped, held = load_index(path, nprobe=8, rerank=16), load_index(path, nprobe=8, rerank=16, vectors_in_memory=True)
+    assert not mapped.in_memory and held.in_memory and type(held.vectors) is np.ndarray
+    assert held.vectors.dtype == np.float16 and np.array_equal(held.vectors, kept)
+    assert held.warm() == 0.0 and mapped.warm(hold=False) >= 0 and not mapped.in_memory   # read, not held
+    q = src.queries(300, seed=4)
+    Dm, Im = mapped.search(q, 10)
+    Dh, Ih = held.search(q, 10)
+    assert np.array_equal(Dm, Dh) and np.array_equal(Im, Ih)
+    exact32 = Reranked(mapped.index, np.concatenate([src.batch(i)[1] for i in range(src.n_batches)]), 16)
+    assert (exact32.search(q, 1)[1][:, 0] == Ih[:, 0]).mean() > 0.98   # float16 rows re-rank as float32 ones do
+    with pytest.raises(ValueError, match="vectors_dtype='int8'"):
+        build_ooc_index(src, tmp_path / 'bad', nlist=8, m=10, vectors_dtype='int8')
+    s32 = SynthVectors(4_000, batch_size=2_000, seed=2)
+    p32 = build_ooc_index(s32, tmp_path / 'f32', nlist=8, m=10, vectors_dtype='float32')
+    np.testing.assert_array_equal(np.load(p32.with_suffix('.vectors.npy'))[s32.batch(1)[0]], s32.batch(1)[1])
+
 def test_rerank_needs_ids_that_are_rows(tmp_path):
     "Kept vectors are found by id: a source whose ids are not rows 0..n-1 is refused with rerank, accepted without."
     class Offset(SynthVectors):
@@ -268,7 +292,8 @@ def test_measured_peak_memory_is_the_childs_own(tmp_path):
     assert 20 < r['base_rss_mb'] <= r['peak_rss_mb'] < 650   # not the parent's 700+ MB
     s = index_settings(20_000, recall=0.5, rerank=32)         # settings chosen by size (and the recall aimed at)
     assert {k: r[k] for k in s} == s and (s['m'], s['nbits'], s['code_dim']) == (20, 4, 40) and r['rerank'] == 32
-    assert r['vectors_bytes_per_feature'] >= 160               # the kept float32 vectors, on disk beside the index
+    assert 80 <= r['vectors_bytes_per_feature'] < 81 and r['vectors_dtype'] == 'float16'   # kept, beside the index
+    assert r['vectors_in_memory']                              # a small index's kept vectors are held in memory
     assert 10 + 8 <= r['bytes_per_feature'] < 10 + 8 + 8 and r['query_s_per_image'] > 0   # 20 4-bit codes and an id
     assert r['recall1_matched'] >= 0.8 and 0 <= r['recall1_random'] <= 1
     assert not (tmp_path / 'n20000').exists()    # the scratch index is removed
