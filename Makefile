@@ -34,7 +34,7 @@ test: install
 	$(PY) tools/run_tests.py
 
 lint: install
-	$(VENV)/bin/ruff check --select E501,E702,E703,F401 --line-length 120 landmarks/
+	$(VENV)/bin/ruff check --select E501,E702,E703,F401 --line-length 120 landmarks/ benchmarks/ tools/ tests/
 
 export: install
 	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean && $(PY) tools/wrap_all.py

@@ -17,7 +17,9 @@ def photo(w=640, h=480, seed=0):
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
     a = np.stack([(x * (1 + c) / w * 255 + rng.normal(0, 12, (h, w))) % 255 for c in range(3)], -1).astype(np.uint8)
-    b = io.BytesIO(); Image.fromarray(a).save(b, 'JPEG', quality=90); return b.getvalue()
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, 'JPEG', quality=90)
+    return b.getvalue()
 
 
 def rate(label, n, unit, seconds):
@@ -30,7 +32,8 @@ for k in range(100): reencode(imgs[k % 20], 256, 'short')
 rate('reencode 640x480 -> 256 short side', 100, 'img', time.perf_counter() - t0)
 
 with tempfile.TemporaryDirectory() as d, LoopbackServer({f'/{k}.jpg': imgs[k % 20] for k in range(N_URLS)}) as srv:
-    urls = pd.DataFrame({'id': [f'{k:016x}' for k in range(N_URLS)], 'url': [srv.url(f'{k}.jpg') for k in range(N_URLS)]})
+    urls = pd.DataFrame({'id': [f'{k:016x}' for k in range(N_URLS)],
+                         'url': [srv.url(f'{k}.jpg') for k in range(N_URLS)]})
     for workers in (4, 16):
         out = Path(d)/f'w{workers}'
         t0 = time.perf_counter()
@@ -44,10 +47,14 @@ with tempfile.TemporaryDirectory() as d, LoopbackServer({f'/{k}.jpg': imgs[k % 2
     b = io.BytesIO()
     with tarfile.open(fileobj=b, mode='w') as tf:
         for k in range(400):
-            i = f'{k:016x}'; data = imgs[k % 20]; info = tarfile.TarInfo(f'{i[0]}/{i[1]}/{i[2]}/{i}.jpg'); info.size = len(data)
+            i = f'{k:016x}'
+            data = imgs[k % 20]
+            info = tarfile.TarInfo(f'{i[0]}/{i[1]}/{i[2]}/{i}.jpg')
+            info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     tar = b.getvalue()
-    files = {'/train/images_000.tar': tar, '/md5sum/train/md5.images_000.txt': f'{hashlib.md5(tar).hexdigest()}  images_000.tar'.encode()}
+    files = {'/train/images_000.tar': tar,
+             '/md5sum/train/md5.images_000.txt': f'{hashlib.md5(tar).hexdigest()}  images_000.tar'.encode()}
     with LoopbackServer(files) as bucket:
         t0 = time.perf_counter()
         download_shard(Path(d)/'v2', 'train', 0, base_url=bucket.url())

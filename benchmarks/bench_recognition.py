@@ -20,9 +20,11 @@ def matmul_gflops(device, dtype, n=2048, seconds=2.0):
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     for _ in range(2): a @ b
-    sync(); t, reps = time.perf_counter(), 0
+    sync()
+    t, reps = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
-        a @ b; reps += 1
+        a @ b
+        reps += 1
     sync()
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
@@ -50,8 +52,12 @@ def throughput(model, size, batch, iters, train, device, amp, dtype=None):
         with torch.autocast(device.type, dtype=dtype, enabled=amp), torch.set_grad_enabled(train):
             out = model(x)
             if train:
-                loss = F.cross_entropy(out.float(), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    step(); sync()
+                loss = F.cross_entropy(out.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    step()
+    sync()
     t = time.perf_counter()
     for _ in range(iters): step()
     sync()
@@ -61,7 +67,8 @@ def throughput(model, size, batch, iters, train, device, amp, dtype=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--archs', default='resnet18,resnet50')
-    ap.add_argument('--size', type=int, default=64, help='crop size (the cpu profile trains at 64 px, the report at 224)')
+    ap.add_argument('--size', type=int, default=64,
+                    help='crop size (the cpu profile trains at 64 px, the report at 224)')
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--iters', type=int, default=3)
     ap.add_argument('--classes', type=int, default=24, help='outputs of the head')
@@ -70,10 +77,12 @@ def main():
     ap.add_argument('--bf16', action='store_true', help="bfloat16 autocast, channels-last (train(amp='bf16'))")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    device = torch.device(a.device); amp = device.type == 'cuda' or a.bf16
+    device = torch.device(a.device)
+    amp = device.type == 'cuda' or a.bf16
     dtype = torch.bfloat16 if a.bf16 else torch.float16 if amp else torch.float32
     peak = matmul_gflops(device, dtype)
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} torch threads'
+    name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+            else f'CPU, {torch.get_num_threads()} torch threads')
     print(f'device: {name}; matmul {peak:.1f} GFLOP/s ({str(dtype).split(".")[1]}); crop {a.size} px, batch {a.batch}'
           f'{", AMP" if amp else ""}')
     print(f'{"model":<10} {"pass":<9} {"GFLOP/img":>9} {"img/s":>9} {"ceiling":>9} {"of ceiling":>10}')

@@ -7,7 +7,8 @@ from landmarks.data import synth_landmarks
 def run(workers, n=400, size=256):
     d = Path(tempfile.mkdtemp())/'bench'
     t = time.perf_counter()
-    synth_landmarks(d, n_landmarks=20, n_train=n - 120, n_index=80, n_test=40, size=size, workers=workers, progress=False)
+    synth_landmarks(d, n_landmarks=20, n_train=n - 120, n_index=80, n_test=40, size=size, workers=workers,
+                    progress=False)
     dt = time.perf_counter() - t
     shutil.rmtree(d.parent)
     return n/dt

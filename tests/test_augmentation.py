@@ -29,7 +29,8 @@ def images(tmp_path_factory):
 @settings(max_examples=60, deadline=None)
 def test_class_mass_is_capped_inverse_frequency(labels, cap):
     w = balance_weights(labels, cap)
-    counts = Counter(labels); n_max = max(counts.values())
+    counts = Counter(labels)
+    n_max = max(counts.values())
     mass = {c: w[np.array(labels) == c].sum() for c in counts}
     for c, n in counts.items():
         assert mass[c] == pytest.approx(min(n_max, cap * n))   # every class gets min(n_max, cap * n_c)
@@ -70,8 +71,10 @@ def test_rare_classes():
 def test_transforms(images):
     img = Image.open(images.path[0]).convert('RGB')
     tf = train_transform(48, 40)
-    torch.manual_seed(0); a = tf(img)
-    torch.manual_seed(0); b = tf(img)
+    torch.manual_seed(0)
+    a = tf(img)
+    torch.manual_seed(0)
+    b = tf(img)
     assert a.shape == (3, 40, 40) and torch.equal(a, b)              # seeded: reproducible
     outs = {tuple(tf(img).flatten()[:50].tolist()) for _ in range(5)}
     assert len(outs) > 1                                              # random crops and flips
@@ -95,7 +98,8 @@ def test_dataset_labels_and_rare_transform(images):
 
 
 def test_unreadable_image_names_the_file(tmp_path):
-    bad = tmp_path/'broken.jpg'; bad.write_bytes(b'\xff\xd8 not really')
+    bad = tmp_path/'broken.jpg'
+    bad.write_bytes(b'\xff\xd8 not really')
     with pytest.raises(OSError, match='broken.jpg'): LandmarkImages(pd.DataFrame({'path': [str(bad)]}))[0]
 
 

@@ -133,7 +133,8 @@ def _paris_files():
     names = [f'paris_{lm}_{k:06d}' for lm in ('louvre', 'eiffel') for k in range(3)]
     a1 = _tgz([(f'paris/louvre/{n}.jpg', _jpeg(k)) for k, n in enumerate(names[:3])] + [('paris/link.jpg', None)])
     a2 = _tgz([(f'paris/eiffel/{n}.jpg', _jpeg(9 + k)) for k, n in enumerate(names[3:])] + [('../../up.jpg', _jpeg(7))])
-    gnd = [dict(easy=np.array([0, 1]), hard=np.array([], np.int64), junk=np.array([2]), bbx=np.array([1., 1., 30., 20.])),
+    gnd = [dict(easy=np.array([0, 1]), hard=np.array([], np.int64), junk=np.array([2]),
+                bbx=np.array([1., 1., 30., 20.])),
            dict(easy=np.array([3]), hard=np.array([2]), junk=np.array([], np.int64), bbx=np.array([0., 0., 56., 40.]))]
     cfg = dict(imlist=names[1:3] + names[4:] + ['up'], qimlist=[names[0], names[3]], gnd=gnd)
     files = {f'/vgg/{rel}': data for rel, data in zip(REVISITED_IMAGES['rparis6k'], (a1, a2))}
@@ -166,8 +167,8 @@ def test_download_cli_refuses_an_unsafe_gnd(tmp_path):
     files['/gnd/roxford5k/gnd_roxford5k.pkl'] = pickle.dumps(dict(imlist=[], qimlist=[], gnd=[Evil()]))
     with LoopbackServer(files) as srv:
         with pytest.raises(ValueError, match=r'gnd_roxford5k\.pkl: refused to load posix\.system'):
-            download_cli(['roxford5k', '--root', str(tmp_path), '--image_url', srv.url('vgg'), '--gnd_url', srv.url('gnd'),
-                          '--quiet'])
+            download_cli(['roxford5k', '--root', str(tmp_path), '--image_url', srv.url('vgg'),
+                          '--gnd_url', srv.url('gnd'), '--quiet'])
     assert not (tmp_path/'roxford5k'/'gnd_roxford5k.pkl').exists()
 
 

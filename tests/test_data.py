@@ -2,12 +2,11 @@
 import hashlib, os, subprocess, sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import landmarks
+import landmarks  # noqa: F401
 from landmarks.data import (DEV_PHOTOS_DIR, DEV_PHOTOS_VAR, GLDFormatError, dev_photos, image_path, load_gld,
                             read_gld_csv, synth_landmarks, train_val_split, zipf_counts)
 
@@ -82,12 +81,15 @@ def test_synth_resumes_after_kill(tmp_path):
             "orig = d._render_one; n = [0]\n"
             "def f(a):\n    n[0] += 1\n    orig(a)\n    if n[0] == 30: os._exit(3)\n"
             "d._render_one = f\n"
-            f"d.synth_landmarks({str(tmp_path/'k')!r}, n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1, progress=False)\n")
+            f"d.synth_landmarks({str(tmp_path/'k')!r}, n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, "
+            "workers=1, progress=False)\n")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3
     assert not (tmp_path/'k').exists() and len(list((tmp_path/'k.partial').rglob('*.jpg'))) == 30
-    out = synth_landmarks(tmp_path/'k', n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1, progress=False)
-    clean = synth_landmarks(tmp_path/'clean', n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1, progress=False)
+    out = synth_landmarks(tmp_path/'k', n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1,
+                          progress=False)
+    clean = synth_landmarks(tmp_path/'clean', n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1,
+                            progress=False)
     assert _digest(out) == _digest(clean)
 
 
@@ -120,7 +122,9 @@ def test_read_gld_csv_reports_the_line_of_a_bad_landmark_id(tmp_path_factory, id
 
 
 def test_v1_layout(tmp_path):
-    (tmp_path/'train').mkdir(); (tmp_path/'index').mkdir(); (tmp_path/'test').mkdir()
+    (tmp_path/'train').mkdir()
+    (tmp_path/'index').mkdir()
+    (tmp_path/'test').mkdir()
     (tmp_path/'train.csv').write_text('id,url,landmark_id\nabc,http://x/abc.jpg,12\n')
     (tmp_path/'index.csv').write_text('id,url\ndef,http://x/def.jpg\n')
     (tmp_path/'test.csv').write_text('id,url\nghi,http://x/ghi.jpg\n')
@@ -132,7 +136,8 @@ def test_v1_layout(tmp_path):
 
 
 def test_split_needs_copies_dir_for_single_image_classes(tmp_path):
-    root = synth_landmarks(tmp_path/'s', n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1, progress=False)
+    root = synth_landmarks(tmp_path/'s', n_landmarks=6, n_train=60, n_index=30, n_test=24, size=64, workers=1,
+                           progress=False)
     g = load_gld(root)
     with pytest.raises(ValueError, match='copies_dir'):
         train_val_split(g.train)

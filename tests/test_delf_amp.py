@@ -1,7 +1,7 @@
 """DELF extraction precision (03): bfloat16 features agree with float32, the folded trunk computes the same
 function, and a store records its precision so that one made in float32 is never extended in bfloat16."""
 import landmarks  # noqa: F401
-import numpy as np, pandas as pd, pytest, torch
+import pandas as pd, pytest, torch
 from PIL import Image
 
 from landmarks.delf import DELF, DELFExtractor, demo_image, extract_features, feature_agreement
@@ -13,7 +13,9 @@ def model():
     torch.manual_seed(0)
     m = DELF('resnet18', hidden=32).eval()
     for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):  # statistics worth folding
-        bn.running_mean.uniform_(-0.2, 0.2); bn.running_var.uniform_(0.5, 2.0); bn.bias.data.uniform_(-0.1, 0.1)
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.bias.data.uniform_(-0.1, 0.1)
     return m
 
 
@@ -29,7 +31,9 @@ def test_bf16_agrees_with_fp32(model):
 def test_folded_trunk_is_the_same_function(model):
     x = torch.randn(2, 3, 96, 128)
     ext = DELFExtractor(model, amp='fp32', device='cpu')
-    with torch.no_grad(): f0, a0 = model(x); f1, a1 = ext._forward(x)
+    with torch.no_grad():
+        f0, a0 = model(x)
+        f1, a1 = ext._forward(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ext.body.modules())
     torch.testing.assert_close(f1, f0, rtol=1e-4, atol=1e-4 * f0.abs().max().item())
     torch.testing.assert_close(a1, a0, rtol=1e-4, atol=1e-5)

@@ -2,7 +2,7 @@
 every pyramid scale (gradient tracing through the real pyramid resampling and trunk)."""
 import landmarks  # noqa: F401
 import math
-import numpy as np, pytest, torch
+import numpy as np, pytest
 from landmarks.delf import DELF, DELF_SCALES, _positive, cell_centres, receptive_field, traced_centre
 
 

@@ -5,7 +5,7 @@ import collections, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import h5py, numpy as np, pandas as pd
 from PIL import Image
-from landmarks.delf import RootSIFT, demo_image, extract_features, read_image
+from landmarks.delf import RootSIFT, demo_image, read_image
 from landmarks.features import parts_dir, read_features, stored_ids
 
 N = 24
@@ -37,7 +37,8 @@ def _frame(d: Path) -> Path:
 
 
 def _logged(logfile: Path, what: str) -> list:
-    return [l.split(' ', 1)[1] for l in logfile.read_text().splitlines() if l.startswith(what + ' ')] if logfile.exists() else []
+    return ([l.split(' ', 1)[1] for l in logfile.read_text().splitlines() if l.startswith(what + ' ')]
+            if logfile.exists() else [])
 
 
 def _shard_ids(h5: Path) -> list:
@@ -55,7 +56,8 @@ def test_killed_run_resumes(tmp_path):
     t0 = time.time()
     while len(list(parts_dir(h5).glob('*.h5'))) < 3 and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.05)
     assert p.poll() is None, 'the first run ended before it could be killed'
-    p.send_signal(signal.SIGKILL); p.wait()
+    p.send_signal(signal.SIGKILL)
+    p.wait()
 
     assert not h5.exists()                                # never merged: the run did not finish
     first = _shard_ids(h5)                                # every shard left behind is a readable HDF5 file

@@ -27,9 +27,11 @@ def test_adapter_follows_the_signature(hub_dir):
 def test_same_structure_as_pytorch_delf(hub_dir, tmp_path):
     paths = []
     for i in range(3):
-        paths.append(tmp_path/f'{i}.png'); Image.fromarray(demo_image(64, i)).save(paths[-1])
+        paths.append(tmp_path/f'{i}.png')
+        Image.fromarray(demo_image(64, i)).save(paths[-1])
     fr = pd.DataFrame(dict(id=['a', 'b', 'c'], path=paths))
-    tf_h5 = extract_features(fr, tmp_path/'tf.h5', 'delf-tfhub', hub_dir, scales=(1.0,), threshold=0.0, max_features=30, workers=0)
+    tf_h5 = extract_features(fr, tmp_path/'tf.h5', 'delf-tfhub', hub_dir, scales=(1.0,), threshold=0.0, max_features=30,
+                             workers=0)
     pt = DELFExtractor(DELF('resnet18', hidden=16), {'arch': 'resnet18'}, scales=(1.0, 2.0), max_features=30)
     pt_h5 = extract_features(fr, tmp_path/'pt.h5', pt, workers=0)
     a, b = read_features(tf_h5), read_features(pt_h5)

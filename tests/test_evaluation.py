@@ -77,7 +77,8 @@ def test_gap_matches_sklearn_average_precision(pairs, rnd):
     scores = rnd.sample(range(1000), len(pairs))
     solution = {f'{n:04x}': {t} for n, (t, _) in enumerate(pairs)}
     predictions = {f'{n:04x}': (p, float(s)) for n, ((_, p), s) in enumerate(zip(pairs, scores))}
-    y = np.array([t == p for t, p in pairs]); assume(y.any())
+    y = np.array([t == p for t, p in pairs])
+    assume(y.any())
     expected = average_precision_score(y, scores) * y.sum() / len(pairs)
     assert global_average_precision(predictions, solution) == pytest.approx(expected, abs=1e-12)
 
@@ -85,8 +86,10 @@ def test_gap_matches_sklearn_average_precision(pairs, rnd):
 def test_gap_ignores_dict_order(case, rnd):
     predictions, solution = case
     assume(any(solution.values()))
-    items = list(predictions.items()); rnd.shuffle(items)
-    sol = list(solution.items()); rnd.shuffle(sol)
+    items = list(predictions.items())
+    rnd.shuffle(items)
+    sol = list(solution.items())
+    rnd.shuffle(sol)
     assert global_average_precision(dict(items), dict(sol)) == global_average_precision(predictions, solution)
 
 @given(recognition_case())
@@ -128,7 +131,8 @@ def test_accuracy_ignores_non_landmark_images():
 def test_map_matches_formula(case, k):
     predictions, solution = case
     assume(any(solution.values()))
-    assert mean_average_precision(predictions, solution, k) == pytest.approx(ref_map(predictions, solution, k), abs=1e-12)
+    assert mean_average_precision(predictions, solution, k) == pytest.approx(ref_map(predictions, solution, k),
+                                                                             abs=1e-12)
 
 @given(st.permutations([f'x{n}' for n in range(12)]), st.sets(st.integers(0, 11), min_size=1, max_size=6))
 def test_ap_matches_sklearn_without_duplicates(ranking, positions):
@@ -150,14 +154,16 @@ def test_map_duplicates_never_help(case, rnd):
     for q, p in predictions.items():
         misses = [r for r, x in enumerate(p) if r > 0 and (x not in solution[q] or x in p[:r])]
         if misses:
-            r = rnd.choice(misses); swapped = p[:r] + [p[rnd.randrange(r)]] + p[r + 1:]
+            r = rnd.choice(misses)
+            swapped = p[:r] + [p[rnd.randrange(r)]] + p[r + 1:]
             assert mean_average_precision({**predictions, q: swapped}, solution) == pytest.approx(base, abs=1e-12)
 
 @given(retrieval_case(), st.randoms())
 def test_map_ignores_query_order_and_is_bounded(case, rnd):
     predictions, solution = case
     assume(any(solution.values()))
-    items = list(solution.items()); rnd.shuffle(items)
+    items = list(solution.items())
+    rnd.shuffle(items)
     value = mean_average_precision(predictions, solution)
     assert mean_average_precision(predictions, dict(items)) == pytest.approx(value, abs=1e-12)
     assert 0.0 <= value <= 1.0
@@ -250,7 +256,8 @@ def test_cli_recognition_and_retrieval(tmp_path):
     want = evaluate(tmp_path / 'rsol.csv', tmp_path / 'rsub.csv')
     assert _printed(r.stdout) == pytest.approx(want, abs=1e-6)
     assert want['Public'] == pytest.approx(global_average_precision(
-        {i: p for i, p in preds.items() if usage[i] == 'Public'}, {i: v for i, v in truth.items() if usage[i] == 'Public'}))
+        {i: p for i, p in preds.items() if usage[i] == 'Public'},
+        {i: v for i, v in truth.items() if usage[i] == 'Public'}))
 
     index = [f'f{n:015x}' for n in range(30)]
     rel = {q: set(rng.choice(index, int(rng.integers(1, 5)), replace=False)) for q in ids[:10]}

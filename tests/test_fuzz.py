@@ -5,7 +5,6 @@ import io, tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 

@@ -11,7 +11,8 @@ from landmarks.data import same_settings
 
 
 @settings(deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=50))
+@given(st.lists(st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 65535), st.integers(0, 65535)),
+                min_size=1, max_size=50))
 def test_geometry_roundtrip(rows):
     img, y2, x2 = map(np.array, zip(*rows))
     yx = np.stack([y2, x2], 1) / 2

@@ -17,7 +17,8 @@ os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.
 def _nb(path, params:str, body:str):
     nb = nbformat.v4.new_notebook()
     nb.metadata['kernelspec'] = {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}
-    p = nbformat.v4.new_code_cell(params); p.metadata['tags'] = ['parameters']
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata['tags'] = ['parameters']
     nb.cells = [p, nbformat.v4.new_code_cell(body)]
     nbformat.write(nb, str(path))
 
@@ -25,7 +26,8 @@ def _nb(path, params:str, body:str):
 @pytest.fixture
 def mini(tmp_path):
     "Three stages writing files, with a profiles file; the last reads from the two before it."
-    nbs = tmp_path/'nbs'; nbs.mkdir()
+    nbs = tmp_path/'nbs'
+    nbs.mkdir()
     _nb(nbs/'00_a.ipynb', 'out_dir = "."\nalpha = 1', 'open(f"{out_dir}/a.txt", "a").write(f"{alpha}\\n")')
     _nb(nbs/'01_b.ipynb', 'out_dir = "."\nbeta = 1', 'open(f"{out_dir}/b.txt", "a").write(f"{beta}\\n")')
     _nb(nbs/'02_c.ipynb', 'out_dir = "."\ngamma = 1', 'open(f"{out_dir}/c.txt", "a").write(f"{gamma}\\n")')
@@ -116,7 +118,8 @@ def test_a_misspelt_profile_key_or_section_stops_before_any_stage_runs(mini):
     nbs, prof, out = mini
     kw = dict(out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
     prof.write_text('[t]\nalpha = 2\n[t."01_b"]\nbeta = 3\nbeat = 4\n')
-    with pytest.raises(ValueError, match=r'profiles.toml: \[t."01_b"\] sets beat, not a parameter of 01_b \(it declares out_dir, beta\)'):
+    with pytest.raises(ValueError, match=(r'profiles.toml: \[t."01_b"\] sets beat, '
+                                          r'not a parameter of 01_b \(it declares out_dir, beta\)')):
         run_report('t', **kw)
     assert not (out/'a.txt').exists()                             # nothing ran
     prof.write_text('[t]\nalpha = 2\n[t."01_bb"]\nbeta = 3\n')
@@ -128,7 +131,8 @@ def test_a_misspelt_profile_key_or_section_stops_before_any_stage_runs(mini):
 
 def test_declared_inputs_order_the_stages_and_decide_what_reruns(mini):
     nbs, prof, out = mini
-    _nb(nbs/'01_b.ipynb', 'out_dir = "."\nbeta = 1\ninputs = ["02_c"]', 'open(f"{out_dir}/b.txt", "a").write(f"{beta}\\n")')
+    _nb(nbs/'01_b.ipynb', 'out_dir = "."\nbeta = 1\ninputs = ["02_c"]',
+        'open(f"{out_dir}/b.txt", "a").write(f"{beta}\\n")')
     _nb(nbs/'02_c.ipynb', 'out_dir = "."\ngamma = 1\ninputs = []', 'open(f"{out_dir}/c.txt", "a").write(f"{gamma}\\n")')
     assert [p.stem for p in stages(nbs)] == ['00_a', '02_c', '01_b']          # 01_b reads 02_c: 02_c runs first
     kw = dict(out=out, profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
@@ -185,12 +189,14 @@ def test_smoke_profile_of_the_whole_report(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in reports.rglob('*')} if reports.exists() else {}
     out = run_report('smoke', out=tmp_path/'smoke', log=print)
     after = {p: p.stat().st_mtime_ns for p in reports.rglob('*')} if reports.exists() else {}
-    assert after == before, f'--out elsewhere wrote under reports/: {sorted(set(after.items()) - set(before.items()))[:5]}'
+    assert after == before, (
+        f'--out elsewhere wrote under reports/: {sorted(set(after.items()) - set(before.items()))[:5]}')
     names = [p.stem for p in stages()]
     for n in names: assert (out/f'{n}.ipynb').exists(), n
     assert (out/'report.html').exists() and (out/'report.html').stat().st_size > 10_000
     t1 = pd.read_csv(out/'tables'/'table1_recognition.csv')
-    assert list(zip(t1.model.str.lower(), t1['mode'])) == [('resnet18', 'frozen'), ('resnet50', 'frozen'), ('resnet50', 'finetune')]
+    assert list(zip(t1.model.str.lower(), t1['mode'])) == [('resnet18', 'frozen'), ('resnet50', 'frozen'),
+                                                           ('resnet50', 'finetune')]
     assert {'train_acc', 'test_acc', 'gap', 'train_acc_2018', 'test_acc_2018'} <= set(t1.columns)
     assert t1.test_acc.between(0, 1).all() and t1.gap.between(0, 1).all()
     t2 = pd.read_csv(out/'tables'/'table2_retrieval.csv')
@@ -215,13 +221,17 @@ def test_smoke_profile_of_the_whole_report(tmp_path):
 
 def test_papermills_false_parse_warnings_are_dropped(tmp_path, caplog):
     "papermill cannot parse `spec = \"a=b\"` and then calls `spec` unknown; the runner has checked the names itself."
-    nbs = tmp_path/'nbs'; nbs.mkdir()
-    _nb(nbs/'00_a.ipynb', 'out_dir = "."\nspec = "synth:tiny,seed=1"   # key=value pairs', 'open(f"{out_dir}/a.txt", "w").write(spec)')
-    prof = tmp_path/'profiles.toml'; prof.write_text('[t]\nspec = "synth:tiny,seed=2"\n')
+    nbs = tmp_path/'nbs'
+    nbs.mkdir()
+    _nb(nbs/'00_a.ipynb', 'out_dir = "."\nspec = "synth:tiny,seed=1"   # key=value pairs',
+        'open(f"{out_dir}/a.txt", "w").write(spec)')
+    prof = tmp_path/'profiles.toml'
+    prof.write_text('[t]\nspec = "synth:tiny,seed=2"\n')
     with caplog.at_level('INFO'):
         run_report('t', out=tmp_path/'out', profiles=prof, nbs_dir=nbs, html=False, log=lambda *a: None)
     assert (tmp_path/'out'/'a.txt').read_text() == 'synth:tiny,seed=2'       # injected all the same
-    assert not [r for r in caplog.records if 'Unable to parse' in r.getMessage() or 'unknown parameter' in r.getMessage()]
+    assert not [r for r in caplog.records
+                if 'Unable to parse' in r.getMessage() or 'unknown parameter' in r.getMessage()]
     assert [r for r in caplog.records if r.name.startswith('papermill')]     # papermill's other messages still pass
 
 

@@ -2,7 +2,6 @@
 dataset, a photo folder and feature stores; a query is never returned for itself; the real photos when present."""
 import landmarks  # noqa: F401
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,21 +77,26 @@ def test_recognize_by_retrieval_photo_folder(gld, tmp_path):
     d, g = gld
     photos = tmp_path / 'photos'
     for r in g.train.groupby('landmark_id').head(4).itertuples():
-        (photos / f'lm{r.landmark_id}').mkdir(parents=True, exist_ok=True); shutil.copy(r.path, photos / f'lm{r.landmark_id}' / f'{r.id}.jpg')
+        (photos / f'lm{r.landmark_id}').mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.path, photos / f'lm{r.landmark_id}' / f'{r.id}.jpg')
     (photos / 'distractor').mkdir()
     for r in g.test.itertuples():
-        if r.id in set(g.recognition_solution.id[g.recognition_solution.landmarks == '']): shutil.copy(r.path, photos / 'distractor' / f'{r.id}.jpg')
+        if r.id in set(g.recognition_solution.id[g.recognition_solution.landmarks == '']):
+            shutil.copy(r.path, photos / 'distractor' / f'{r.id}.jpg')
     out = tmp_path / 'rec.csv'
-    _run('recognize', '--by-retrieval', '--index', photos, '--queries', photos, '--out', out, '--work_dir', tmp_path / 'w', '--max_features', 150)
+    _run('recognize', '--by-retrieval', '--index', photos, '--queries', photos, '--out', out,
+         '--work_dir', tmp_path / 'w', '--max_features', 150)
     preds = read_submission(out, task='recognition')
     folder = load_folder(photos)
     gap = evaluate(folder.recognition_solution, out, task='recognition')['All']
     assert gap > 0.3, gap
     truth = dict(zip(folder.recognition_solution.id, folder.recognition_solution.landmarks))
-    lm = [s for q, (_, s) in preds.items() if truth[q]]; non = [s for q, (_, s) in preds.items() if not truth[q]]
+    lm = [s for q, (_, s) in preds.items() if truth[q]]
+    non = [s for q, (_, s) in preds.items() if not truth[q]]
     if non: assert np.mean(non) < np.mean(lm)
     # a photo folder is its own index and queries: still never itself
-    _run('retrieve', '--index', photos, '--queries', photos, '--out', tmp_path / 'r.csv', '--work_dir', tmp_path / 'w', '--max_features', 150)
+    _run('retrieve', '--index', photos, '--queries', photos, '--out', tmp_path / 'r.csv', '--work_dir', tmp_path / 'w',
+         '--max_features', 150)
     assert all(q not in v for q, v in read_submission(tmp_path / 'r.csv', task='retrieval').items())
 
 
@@ -111,8 +115,11 @@ def test_errors_name_the_input(tmp_path, capsys):
 def test_real_photos_subset(tmp_path):
     "Three real landmarks and the distractors (linked, never copied): landmark queries find their landmark first."
     photos = tmp_path / 'photos'
-    names = sorted(p.name for p in REAL.iterdir() if p.is_dir() and p.name != 'distractor' and len(list(p.iterdir())) >= 3)[:3]
-    for n in names + ['distractor']: (photos / n).mkdir(parents=True); [ (photos / n / f.name).symlink_to(f) for f in (REAL / n).iterdir()]
+    names = sorted(p.name for p in REAL.iterdir()
+                   if p.is_dir() and p.name != 'distractor' and len(list(p.iterdir())) >= 3)[:3]
+    for n in names + ['distractor']:
+        (photos / n).mkdir(parents=True)
+        [(photos / n / f.name).symlink_to(f) for f in (REAL / n).iterdir()]
     _run('retrieve', '--index', photos, '--queries', photos, '--out', tmp_path / 'r.csv', '--work_dir', tmp_path / 'w',
          '--max_features', 400, '--image_size', 512, '--index_type', 'flat')
     folder = load_folder(photos)
@@ -120,7 +127,8 @@ def test_real_photos_subset(tmp_path):
     sol = {q: set(v.split()) for q, v in zip(folder.retrieval_solution.id, folder.retrieval_solution.images)}
     score = mean_average_precision({q: preds[q] for q in sol}, sol)
     rng = np.random.default_rng(0)     # chance: the same candidates in random orders
-    chance = np.mean([mean_average_precision({q: list(rng.permutation(preds[q])) for q in sol}, sol) for _ in range(20)])
+    chance = np.mean([mean_average_precision({q: list(rng.permutation(preds[q])) for q in sol}, sol)
+                      for _ in range(20)])
     assert score > chance + 0.1, (score, chance)
 
 

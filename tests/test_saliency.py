@@ -23,13 +23,16 @@ def test_filter_reorders_or_removes(seed, qmin, dmin):
     rng = np.random.default_rng(seed)
     cands = []
     for i in range(8):
-        n = int(rng.integers(0, 30)); s = rng.uniform(0, rng.uniform(1, 100), (n, 2)); m = rng.random(n) < 0.7
+        n = int(rng.integers(0, 30))
+        s = rng.uniform(0, rng.uniform(1, 100), (n, 2))
+        m = rng.random(n) < 0.7
         cands.append(Candidate(i, 30 - i, int(m.sum()), s, s * 0.9, m))
     sizes = np.full((8, 2), 100)
     dem = apply_saliency(cands, (100, 100), sizes, qmin, dmin)
     rej = apply_saliency(cands, (100, 100), sizes, qmin, dmin, mode='reject')
     assert sorted(c.image for c in dem) == list(range(8))
-    passing = [c.image for c in cands if (qmin <= 0 and dmin <= 0) or c.inliers >= 3 and saliency(c, (100, 100), sizes[c.image])[0] >= qmin
+    passing = [c.image for c in cands
+               if (qmin <= 0 and dmin <= 0) or c.inliers >= 3 and saliency(c, (100, 100), sizes[c.image])[0] >= qmin
                and saliency(c, (100, 100), sizes[c.image])[1] >= dmin]
     assert [c.image for c in rej] == passing and [c.image for c in dem][:len(passing)] == passing
 

@@ -2,9 +2,8 @@
 shards resume and retry alone; the out-of-core and sharded indexes answer as one in-memory index. One local Ray
 session for the module."""
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
-import json, os, shutil, signal, subprocess, sys, textwrap, time
-from pathlib import Path
-import numpy as np, pandas as pd, pytest, faiss
+import os, shutil, signal, subprocess, sys, textwrap, time
+import numpy as np, pytest, faiss
 from landmarks.data import dataset_root
 from landmarks.data import image_frame
 from landmarks.delf import extract_features
@@ -32,7 +31,8 @@ def data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def single(data, tmp_path_factory):
     "The default engine's store of the whole tiny dataset (RootSIFT)."
-    return extract_features(SPEC, tmp_path_factory.mktemp('single') / 'single.h5', features='sift', data_dir=data, progress=False)
+    return extract_features(SPEC, tmp_path_factory.mktemp('single') / 'single.h5', features='sift', data_dir=data,
+                            progress=False)
 
 @pytest.fixture(scope='module')
 def ray_store(ray_session, data, tmp_path_factory):
@@ -50,25 +50,27 @@ def test_ray_two_workers_same_features_as_single_process(ray_store, data, single
     assert man['n_images'] == len(image_frame(SPEC, data)) and man['n_shards'] == -(-man['n_images'] // 16)
     assert {s['status'] for s in man['shards']} == {'done'}
     pids = {s['pid'] for s in man['shards']}
-    assert 1 <= len(pids) <= 2 and os.getpid() not in pids  # shards ran in the pool's actors (usually both; on a
-                                                            # saturated machine Ray may hand all shards to the first one up)
+    # shards ran in the pool's actors (usually both; on a saturated machine Ray may hand all shards to the first one up)
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
 
 def test_cli_engine_ray_on_photo_folder_same_as_default_engine(ray_session, data, tmp_path):
     fr = image_frame(SPEC, data).iloc[:10]
     photos = tmp_path / 'photos'
     for i, r in enumerate(fr.itertuples()):
-        d = photos / ('distractor' if i % 5 == 4 else f'landmark{i % 3}'); d.mkdir(parents=True, exist_ok=True)
+        d = photos / ('distractor' if i % 5 == 4 else f'landmark{i % 3}')
+        d.mkdir(parents=True, exist_ok=True)
         shutil.copy(r.path, d / f'IMG_{i:04d}.jpg')
     cli(['extract', '--engine', 'ray', '--images', str(photos), '--out', str(tmp_path / 'ray.h5'), '--features', 'sift',
          '--shard_size', '4', '--batch_size', '2', '--workers', '2', '--data_dir', str(data)])
-    cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift', '--batch_size', '2',
-         '--data_dir', str(data)])
+    cli(['extract', '--images', str(photos), '--out', str(tmp_path / 'default.h5'), '--features', 'sift',
+         '--batch_size', '2', '--data_dir', str(data)])
     assert same_features(tmp_path / 'ray.h5', tmp_path / 'default.h5')
     assert read_manifest(tmp_path / 'ray.h5')['n_images'] == 10
 
 def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
     fr = _frame(data)
-    fifo = tmp_path / 'slow.jpg'; os.mkfifo(fifo)     # reading it blocks: the run hangs inside shard 1
+    fifo = tmp_path / 'slow.jpg'
+    os.mkfifo(fifo)     # reading it blocks: the run hangs inside shard 1
     fr_hang = fr.assign(path=[str(fifo) if i == 6 else p for i, p in enumerate(fr.path)])
     fr_hang.to_csv(tmp_path / 'frame.csv', index=False)
     out = tmp_path / 'feats.h5'
@@ -85,11 +87,15 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
             assert proc.poll() is None and time.time() < deadline, 'the run should hang in shard 1'
             time.sleep(0.2)
         time.sleep(0.5)
-    finally: proc.send_signal(signal.SIGKILL); proc.wait()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     assert not (shards / 'shard-00001.h5').exists() and not (shards / 'shard-00002.h5').exists()
     done0 = (shards / 'shard-00000.h5').stat().st_mtime_ns
-    fifo.unlink(); shutil.copy(fr.path[6], fifo)      # the file is readable now
-    extract_shards(fr_hang, out, features='sift', shard_size=4, batch_size=1, engine='ray', workers=2, data_dir=data, progress=False)
+    fifo.unlink()
+    shutil.copy(fr.path[6], fifo)      # the file is readable now
+    extract_shards(fr_hang, out, features='sift', shard_size=4, batch_size=1, engine='ray', workers=2, data_dir=data,
+                   progress=False)
     assert (shards / 'shard-00000.h5').stat().st_mtime_ns == done0   # the finished shard was not redone
     man = read_manifest(out)
     assert [s['status'] for s in man['shards']] == ['done'] * 3
@@ -99,22 +105,26 @@ def test_shard_killed_midway_reruns_alone(ray_session, data, tmp_path):
 
 def test_failed_shard_is_retried_alone(ray_session, data, tmp_path):
     fr = _frame(data)
-    bad = tmp_path / 'broken.jpg'; bad.write_bytes(b'not a jpeg')
+    bad = tmp_path / 'broken.jpg'
+    bad.write_bytes(b'not a jpeg')
     fr_bad = fr.assign(path=[str(bad) if i == 5 else p for i, p in enumerate(fr.path)])
     out = tmp_path / 'feats.h5'
     with pytest.raises(RuntimeError, match=r'shard-00001\.h5: .*broken\.jpg'):
-        extract_shards(fr_bad, out, features='sift', shard_size=4, batch_size=2, engine='ray', workers=2, retries=1, data_dir=data, progress=False)
+        extract_shards(fr_bad, out, features='sift', shard_size=4, batch_size=2, engine='ray', workers=2, retries=1,
+                       data_dir=data, progress=False)
     man = read_manifest(out)
     assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('failed', 2), ('done', 1)]
     assert 'broken.jpg' in man['shards'][1]['error']
     with pytest.raises(FileNotFoundError, match='shard-00001.h5'): shard_paths(out)
     before = {p: p.stat().st_mtime_ns for p in out.with_suffix('.shards').glob('shard-*.h5')}
     shutil.copy(fr.path[5], bad)                      # repaired
-    extract_shards(fr_bad, out, features='sift', shard_size=4, batch_size=2, engine='serial', data_dir=data, progress=False)
+    extract_shards(fr_bad, out, features='sift', shard_size=4, batch_size=2, engine='serial', data_dir=data,
+                   progress=False)
     man = read_manifest(out)
     assert [(s['status'], s['attempts']) for s in man['shards']] == [('done', 1), ('done', 3), ('done', 1)]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # only the failed shard ran again
-    assert same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2, data_dir=data, progress=False))
+    assert same_features(out, extract_features(fr_bad, tmp_path / 'ref.h5', features='sift', batch_size=2,
+                                               data_dir=data, progress=False))
 
 def test_changed_plan_is_refused(data, tmp_path):
     fr = _frame(data)
@@ -122,7 +132,8 @@ def test_changed_plan_is_refused(data, tmp_path):
     out = extract_shards(fr, tmp_path / 'f.h5', **kw)
     with pytest.raises(ValueError, match='plan.csv, line 2: the image list'): extract_shards(fr.iloc[::-1], out, **kw)
     with pytest.raises(ValueError, match="max_features"): extract_shards(fr, out, **kw, max_features=50)
-    with pytest.raises(ValueError, match='shard_size=4 must be a multiple of batch_size=3'): extract_shards(fr, out, **dict(kw, batch_size=3))
+    with pytest.raises(ValueError, match='shard_size=4 must be a multiple of batch_size=3'):
+        extract_shards(fr, out, **dict(kw, batch_size=3))
 
 def test_out_of_core_and_sharded_search_answer_as_one_index(tmp_path):
     src = SynthVectors(25_000, batch_size=6_000, seed=3)          # 5 parts, the last one short
@@ -180,7 +191,8 @@ def test_settings_chosen_by_size(hnsw_index):
     q = faiss.downcast_index(ivf.quantizer)
     assert isinstance(q, faiss.IndexHNSW) and ivf.nlist == 64 and q.hnsw.efSearch == 80   # the graph keeps 2 nprobe
     s = [index_settings(n) for n in (10**6, 4 * 10**6, 10**9)]
-    assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))   # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
+    # 4 sqrt(n), (n/10^6)^(1/6) more past 10^6
+    assert s[0]['nlist'] == 4000 and s[1]['nlist'] == int(4 * 2000 * 4 ** (1 / 6))
     assert [x['quantizer'] for x in s] == ['hnsw'] * 3
     assert index_settings(30_000) == dict(nlist=692, m=20, nbits=8, nprobe=16, niter=20, quantizer='flat', rerank=0,
                                           fastscan=False, code_dim=40)

@@ -59,7 +59,8 @@ def test_imagenet_from_the_hub_cache(tmp_path, monkeypatch):
     f = imagenet_file('resnet18')
     assert f == tmp_path/'hub'/'checkpoints'/'resnet18-f37072fd.pth'
     ref = torchvision.models.resnet18()           # random numbers under the real name: the same loading code path
-    f.parent.mkdir(parents=True); torch.save(ref.state_dict(), f)
+    f.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), f)
     model, origin = build_model('resnet18', 5, 'imagenet')
     assert origin == 'imagenet' and model.fc.out_features == 5
     for k, v in ref.state_dict().items():
@@ -82,7 +83,8 @@ def test_checkpoint_is_self_describing(frozen, gld):
 
 def test_frozen_backbone_does_not_move_and_head_does(frozen):
     src, ck = frozen
-    a, _ = load_model(src); b, _ = load_model(ck)
+    a, _ = load_model(src)
+    b, _ = load_model(ck)
     for k, v in a.state_dict().items():
         if not k.startswith('fc.'): assert torch.equal(v, b.state_dict()[k]), k   # BN statistics included
     assert a.fc.weight.shape == b.fc.weight.shape and not torch.equal(a.fc.weight, b.fc.weight)
@@ -153,7 +155,8 @@ def test_predict_and_submission(frozen, gld, tmp_path):
     lines = sub.read_text().splitlines()
     assert lines[0] == 'id,landmarks' and len(lines) == 1 + len(gld.test)
     sol, _ = read_solution(gld.recognition_solution, 'recognition')
-    assert global_average_precision(read_submission(sub), sol) == pytest.approx(global_average_precision(as_predictions(p), sol))
+    assert global_average_precision(read_submission(sub), sol) == pytest.approx(
+        global_average_precision(as_predictions(p), sol))
     # a threshold above every score leaves no prediction: GAP 0, every id still listed
     none = recognize(ck, gld.test, tmp_path/'none.csv', threshold=1.01, progress=False, threads=1)
     assert read_submission(none) == {} and len(none.read_text().splitlines()) == 1 + len(gld.test)

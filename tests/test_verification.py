@@ -65,8 +65,10 @@ def test_shortlist_votes_once_per_feature_and_excludes():
 def test_verify_ranks_by_inliers_then_votes():
     src, dst, A, truth = synthetic_matches(120, 1.0, noise=0.5, seed=1)
     n = len(src)
-    img = np.full((n, 3), 9, np.int32); img[:, 0] = 2                      # image 9: a vote from everyone, no geometry
-    loc = np.random.default_rng(1).uniform(0, 640, (n, 3, 2)).astype(np.float32); loc[:, 0] = dst
+    img = np.full((n, 3), 9, np.int32)
+    img[:, 0] = 2                      # image 9: a vote from everyone, no geometry
+    loc = np.random.default_rng(1).uniform(0, 640, (n, 3, 2)).astype(np.float32)
+    loc[:, 0] = dst
     c = verify(Neighbours(np.zeros((n, 3), np.float32), img, loc), src)
     assert [x.image for x in c] == [2, 9] and c[0].inliers == n and c[1].inliers < 10
     d = np.tile(np.float32([0.1, 0.5, 0.9]), (n, 1))

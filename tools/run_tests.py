@@ -1,7 +1,7 @@
-"""Run every test of the project: ruff over landmarks/, `nbdev_test` over nbs/, pytest over tests/ and the gld
-profile's rehearsal (`landmarks report --profile gld-mini`, then tools/check_rehearsal.py: `make rehearse`), then
-print one `N passed, N failed` line that counts them all (ruff, each notebook and the rehearsal count one test each).
-REHEARSE=0 leaves the rehearsal out (a quicker local run)."""
+"""Run every test of the project: ruff over landmarks/, benchmarks/, tools/ and tests/, `nbdev_test` over nbs/,
+pytest over tests/ and the gld profile's rehearsal (`landmarks report --profile gld-mini`, then
+tools/check_rehearsal.py: `make rehearse`), then print one `N passed, N failed` line that counts them all (ruff,
+each notebook and the rehearsal count one test each). REHEARSE=0 leaves the rehearsal out (a quicker local run)."""
 import os, re, subprocess, sys, tempfile, time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,11 +22,13 @@ def tee(cmd):
     return p.wait(), ''.join(out)
 
 t0 = time.time()
-LINT = ['--select', 'E501,E702,E703,F401', '--line-length', '120', 'landmarks/']   # also `make lint`
+LINT = ['--select', 'E501,E702,E703,F401', '--line-length', '120',
+        'landmarks/', 'benchmarks/', 'tools/', 'tests/']   # also `make lint`
 rc_lint, _ = tee([str(bindir/'ruff'), 'check', *LINT])
 lint_failed = int(rc_lint != 0)
 if lint_failed:
-    print('ruff: failed (after nbdev_export, `make export` rewraps `__all__`; fix the notebooks, then export)')
+    print('ruff: failed (in landmarks/: after nbdev_export, `make export` rewraps `__all__`; fix the notebooks, '
+          'then export; in benchmarks/, tools/ or tests/: fix the file itself)')
 print(f'ruff: {1 - lint_failed} passed, {lint_failed} failed', flush=True)
 
 workers = os.environ.get('NBDEV_WORKERS', '2')
@@ -60,7 +62,7 @@ passed = 1 - lint_failed + nb_passed + py_total - py_fail - py_skip + int(rehear
 failed = lint_failed + nb_failed + py_fail + rehearse_failed
 if failed_nbs: print('failed notebooks: ' + ', '.join(failed_nbs))
 if lint_failed:
-    print('failed: ruff check landmarks/')
+    print('failed: ruff check landmarks/ benchmarks/ tools/ tests/')
 if rehearse_failed:
     print('failed: the gld-mini rehearsal (make rehearse)')
 print(f'total time {time.time()-t0:.0f}s')
