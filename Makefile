@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff check --select E501,E702,E703,F401 --line-length 120 landmarks/ benchmarks/ tools/ tests/
 
 export: install
-	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean && $(PY) tools/wrap_all.py
+	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean
 
 lab: install
 	$(VENV)/bin/jupyter lab nbs/

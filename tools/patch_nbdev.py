@@ -2,7 +2,7 @@
 
 nbdev wraps the list of names at 120 columns and only then prefixes `__all__ = `, so the first line of a module's
 `__all__` can reach 130 columns and the ruff gate of `make test` (E501 at 120) fails on nbdev's own output. This
-counts the prefix in the wrap, exactly as `tools/wrap_all.py` rewraps it, so a plain `nbdev_export` leaves the
+counts the prefix in the wrap, so a plain `nbdev_export` (and the export cell that ends every notebook) leaves the
 committed modules unchanged. It touches only the pinned version's known line and refuses anything else."""
 import sys
 from pathlib import Path

@@ -27,8 +27,8 @@ LINT = ['--select', 'E501,E702,E703,F401', '--line-length', '120',
 rc_lint, _ = tee([str(bindir/'ruff'), 'check', *LINT])
 lint_failed = int(rc_lint != 0)
 if lint_failed:
-    print('ruff: failed (in landmarks/: after nbdev_export, `make export` rewraps `__all__`; fix the notebooks, '
-          'then export; in benchmarks/, tools/ or tests/: fix the file itself)')
+    print('ruff: failed (in landmarks/: fix the notebooks, then `make export`, which runs the nbdev that '
+          '`make install` patched; in benchmarks/, tools/ or tests/: fix the file itself)')
 print(f'ruff: {1 - lint_failed} passed, {lint_failed} failed', flush=True)
 
 workers = os.environ.get('NBDEV_WORKERS', '2')
