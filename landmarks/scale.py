@@ -336,8 +336,10 @@ class Reranked:
         "Ask for the pages of all `rows` at once (MADV_WILLNEED): the disk reads them in parallel, not one per fault."
         if self._map is None or not len(rows): return
         start = self.vectors.offset % mmap.ALLOCATIONGRANULARITY + rows.astype(np.int64) * self.vectors.strides[0]
-        for p in np.unique(start // mmap.PAGESIZE).tolist():   # a row's first page (one in 25 rows also spans the next)
-            self._map.madvise(mmap.MADV_WILLNEED, p * mmap.PAGESIZE, mmap.PAGESIZE)
+        last = start + self.vectors.strides[0] - 1   # a row's last byte: some rows span two pages
+        pages = np.unique(np.concatenate([start, last]) // mmap.PAGESIZE)
+        for run in np.split(pages, np.flatnonzero(np.diff(pages) != 1) + 1):   # consecutive pages: one call a run
+            self._map.madvise(mmap.MADV_WILLNEED, int(run[0]) * mmap.PAGESIZE, len(run) * mmap.PAGESIZE)
 
 # %% ../nbs/10_scale.ipynb #f2be7853
 def _copy_trained(src, dst, d):
