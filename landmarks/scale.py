@@ -70,7 +70,8 @@ class SynthVectors:
 # %% ../nbs/10_scale.ipynb #172317ea
 RERANK = 32   # candidates the out-of-core search re-ranks by exact distance by default (scale_nprobe.csv: with the
               # 18-byte codes, 16 missed recall@1 0.8 at 5x10^7 and the rule's nprobe, 32 reach it)
-KEPT_DTYPE = 'float16'   # the kept vectors' type on disk: half of float32's bytes, the same recall (scale_index.csv)
+KEPT_DTYPE = 'float16'   # the kept vectors' type: half of float32's bytes, and recall@1 in scale_index.csv as with
+                         # float32 (its rows before commit dc66144, in git history)
 
 # %% ../nbs/10_scale.ipynb #ca9d4cbf
 def _train_size(nlist): return max(64 * nlist, 256 * 64)  # training vectors: 64 per list, and enough for the PQ
@@ -867,6 +868,7 @@ def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs
                  store_bytes_per_feature:float=176, # DELF 40-D float32 + location, scale, attention
                  hours:float=24, # the time allowed for extraction and for the queries
                  node_memory_gb:float=64, # memory of one search node
+                 vectors_bytes_per_feature:float=None, # kept vectors held for the re-ranking (None: 40-D KEPT_DTYPE)
                  images:dict=GLD_V2) -> pd.DataFrame:
     "Workers, hours, memory and disk to extract, index and query the full GLD v2, with the basis of each number."
     n_all, n_index, n_test = sum(images.values()), images['index'], images['test']
@@ -874,6 +876,8 @@ def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs
     e = extrapolate(fits, [feats]).iloc[0]
     worker_h = n_all / images_per_s / 3600
     query_h = n_test * e.query_s_per_image / 3600
+    if vectors_bytes_per_feature is None: vectors_bytes_per_feature = 40 * np.dtype(KEPT_DTYPE).itemsize
+    serve_gb = (e.index_bytes + feats * vectors_bytes_per_feature) / 1e9   # both live in memory while serving
     rows = [
         ('images to extract (train + index + test)', n_all, 'images', 'GLD v2'),
         ('extraction throughput per worker', images_per_s, 'images/s', rate_basis),
@@ -889,7 +893,8 @@ def size_cluster(fits:pd.DataFrame, # from fit_costs (this machine's index costs
         ('query time per 1,000-feature image, one machine', e.query_s_per_image, 's', 'fitted'),
         (f'test queries ({n_test:,}) on one machine', query_h, 'hours', 'fitted'),
         (f'search machines for the test set in {hours:g} h', math.ceil(query_h / hours), 'machines', 'fitted'),
-        (f'index shards to hold the lists in RAM ({node_memory_gb:g} GB nodes, half for the page cache)',
-         math.ceil(e.index_bytes / 1e9 / (node_memory_gb / 2)), 'shards', 'fitted'),
+        ('memory to serve: fast-scan lists and kept vectors', serve_gb, 'GB', 'fitted + kept vectors'),
+        (f'index shards to hold them in RAM ({node_memory_gb:g} GB nodes, a quarter spare)',
+         math.ceil(serve_gb / (node_memory_gb * 3 / 4)), 'shards', 'fitted + kept vectors'),
     ]
     return pd.DataFrame(rows, columns=['quantity', 'value', 'unit', 'basis'])
