@@ -188,16 +188,21 @@ def fill_parts(trained, # path of the trained, empty index
         del index
     return parts
 
+def _kept_dtype(dtype, caller:str) -> np.dtype:
+    "The kept vectors' type, checked before any work: float16 or float32."
+    if str(dtype) not in ('float16', 'float32'):
+        raise ValueError(f"{caller}: parameter vectors_dtype={dtype!r}: 'float16' or 'float32'")
+    return np.dtype(dtype)
+
 def _vector_store(path, source, overwrite, dtype=KEPT_DTYPE) -> bool:
     "Make the (n, d) .npy that keeps the vectors by id (sparse until written); False if it is already there."
-    if str(dtype) not in ('float16', 'float32'):
-        raise ValueError(f"fill_parts: parameter vectors_dtype={dtype!r}: 'float16' or 'float32'")
+    dtype = _kept_dtype(dtype, 'fill_parts')
     path, shape = Path(path), (int(source.n), int(source.d))
     if path.exists() and not overwrite:
         store = np.load(path, mmap_mode='r')
-        if store.shape == shape and store.dtype == np.dtype(dtype): return False
+        if store.shape == shape and store.dtype == dtype: return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    store = np.lib.format.open_memmap(path, mode='w+', dtype=np.dtype(dtype), shape=shape)   # the header only
+    store = np.lib.format.open_memmap(path, mode='w+', dtype=dtype, shape=shape)   # the header only
     del store
     return True
 
@@ -367,12 +372,12 @@ def build_ooc_index(source, # a vector source
                     code_dim:int=None, # dimensions the codes see after a PCA (None: index_settings' choice)
                     vectors_dtype:str=KEPT_DTYPE) -> Path: # the kept vectors' type: 'float16' or 'float32'
     "Build an IVF-PQ index with inverted lists on disk, streaming `source` batch by batch; returns the index path."
-    out_dir = Path(out_dir)
+    out_dir, vectors_dtype = Path(out_dir), str(_kept_dtype(vectors_dtype, 'build_ooc_index'))
     s = index_settings(source.n, source.d, recall, nlist=nlist, m=m, nbits=nbits, quantizer=quantizer, niter=niter,
                        rerank=rerank, code_dim=code_dim)
     settings = dict(source=repr(source), n=int(source.n), d=int(source.d), **s, sample=sample, seed=seed,
                     trained=str(trained) if trained else None)
-    if s['rerank']: settings['vectors_dtype'] = str(vectors_dtype)   # a kept-vector setting only where some are kept
+    if s['rerank']: settings['vectors_dtype'] = vectors_dtype   # a kept-vector setting only where some are kept
     _check_settings(out_dir, settings, overwrite)
     out = out_dir / 'index.faiss'
     if out.exists(): return out
@@ -729,16 +734,17 @@ def measure_index(n:int, # number of features
     "Build an out-of-core index of `n` synthetic features and search it, each in a fresh process: costs and recall."
     if part not in ('all', 'build', 'query'):
         raise ValueError(f"measure_index: parameter part={part!r}: 'all', 'build' or 'query'")
+    vectors_dtype = str(_kept_dtype(vectors_dtype, 'measure_index'))
     work = Path(work_dir) / f'n{int(n)}'
     s = index_settings(int(n), 40, recall, nlist=nlist, m=m, nbits=nbits, nprobe=nprobe, quantizer=quantizer,
                        rerank=rerank, code_dim=code_dim)
-    record = dict(settings=s, batch_size=int(batch_size), seed=seed, vectors_dtype=str(vectors_dtype))
+    record = dict(settings=s, batch_size=int(batch_size), seed=seed, vectors_dtype=vectors_dtype)
     try:
         if part == 'query': b = _built(work, record)
         else:
             load = os.getloadavg()[0]   # the machine's 1-minute load as the build starts (it is shared)
             b = _run_child('build', dict(n=int(n), out_dir=str(work), batch_size=int(batch_size), settings=s,
-                                         seed=seed, threads=threads, vectors_dtype=str(vectors_dtype)))
+                                         seed=seed, threads=threads, vectors_dtype=vectors_dtype))
             b['build_load'] = load
             write_json(work / 'build.json', dict(record, result=b))
         if part == 'build': return dict(n=int(n), **b, **s)
@@ -748,7 +754,7 @@ def measure_index(n:int, # number of features
     finally:
         if not keep and part == 'all': shutil.rmtree(work, ignore_errors=True)   # a built index stays
     return dict(n=int(n), **b, **qr, bytes_per_feature=b['index_bytes'] / n, batch_size=int(batch_size),
-                vectors_bytes_per_feature=b.get('vectors_bytes', 0) / n, vectors_dtype=str(vectors_dtype),
+                vectors_bytes_per_feature=b.get('vectors_bytes', 0) / n, vectors_dtype=vectors_dtype,
                 recall_target=recall, **s, k=k,
                 threads=threads)
 

@@ -261,8 +261,9 @@ def test_kept_vectors_are_float16_and_held_in_memory_with_the_same_answers(hnsw_
     assert np.array_equal(Dm, Dh) and np.array_equal(Im, Ih)
     exact32 = Reranked(mapped.index, np.concatenate([src.batch(i)[1] for i in range(src.n_batches)]), 16)
     assert (exact32.search(q, 1)[1][:, 0] == Ih[:, 0]).mean() > 0.98   # float16 rows re-rank as float32 ones do
-    with pytest.raises(ValueError, match="vectors_dtype='int8'"):
+    with pytest.raises(ValueError, match="build_ooc_index: parameter vectors_dtype='int8'"):
         build_ooc_index(src, tmp_path / 'bad', nlist=8, m=10, vectors_dtype='int8')
+    assert not (tmp_path / 'bad').exists()   # refused before any folder is made or any training is done
     s32 = SynthVectors(4_000, batch_size=2_000, seed=2)
     p32 = build_ooc_index(s32, tmp_path / 'f32', nlist=8, m=10, vectors_dtype='float32')
     np.testing.assert_array_equal(np.load(p32.with_suffix('.vectors.npy'))[s32.batch(1)[0]], s32.batch(1)[1])
