@@ -12,7 +12,7 @@ __all__ = ['RERANK', 'KEPT_DTYPE', 'HOLD_SPARE', 'COST_METRICS', 'GLD_V2', 'Synt
 import landmarks  # noqa: F401  (imports triton before anything can import tensorflow)
 import json, math, mmap, os, resource, shutil, subprocess, sys, tempfile, time, urllib.parse
 from pathlib import Path
-import numpy as np, pandas as pd, h5py, faiss
+import numpy as np, pandas as pd, h5py, faiss, psutil
 import matplotlib.pyplot as plt
 from faiss.contrib.ondisk import merge_ondisk
 from faiss.contrib.clustering import two_level_clustering
@@ -269,12 +269,6 @@ def load_index(path, # an index written by merge_parts (its .ivfdata beside it) 
 
 HOLD_SPARE = 1 << 30   # memory left free when `Reranked.warm` decides whether the kept vectors fit
 
-def _available_bytes() -> int:
-    "Memory the kernel can give without swapping (MemAvailable), in bytes."
-    try:
-        with open('/proc/meminfo') as f: return next(int(l.split()[1]) for l in f if l.startswith('MemAvailable')) << 10
-    except (OSError, StopIteration): return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-
 def _vectors_path(index_path):
     "Where the vectors kept for exact re-ranking live: beside the index, `index.vectors.npy` for `index.faiss`."
     return Path(index_path).with_suffix('.vectors.npy')
@@ -321,7 +315,7 @@ class Reranked:
              hold:bool=None) -> float: # hold them in memory (None: if they fit, with HOLD_SPARE bytes to spare)
         "Read the kept vectors once, in order, as a serving index keeps them in memory; the seconds it took."
         if self.in_memory or self.path is None: return 0.0   # in memory, or an array mapped by the caller
-        if hold is None: hold = self.path.stat().st_size + HOLD_SPARE <= _available_bytes()
+        if hold is None: hold = self.path.stat().st_size + HOLD_SPARE <= psutil.virtual_memory().available
         t, step = time.perf_counter(), int(chunk_mb) << 20
         with open(self.path, 'rb') as f:
             if not hold:
@@ -670,8 +664,8 @@ def _child_query(index, n, batch_size, n_images, features, k, nprobe, rerank, re
     t = time.perf_counter()
     idx.search(src.queries(features, seed=99), k)     # the first image reads its lists from disk (or the page cache)
     first = time.perf_counter() - t
-    warm_s = idx.warm() if isinstance(idx, Reranked) else 0.0   # held in memory if they fit, else read once
-    held = bool(isinstance(idx, Reranked) and idx.in_memory)
+    # the kept vectors: held in memory if they fit, else read once
+    warm_s, held = (idx.warm(), idx.in_memory) if isinstance(idx, Reranked) else (0.0, False)
     idx.search(src.queries(features * warmup, seed=98), k)   # warm-up: every list mapped in, as in a serving index
     for q in images:
         t = time.perf_counter()
